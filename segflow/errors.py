@@ -1,0 +1,69 @@
+"""The exceptions segflow raises.
+
+Every error is a :class:`SegflowError`, so callers can catch the general one or a specific
+one::
+
+    SegflowError
+    ├── ConfigError (ValueError)          a parameter outside what is accepted
+    │   └── InvalidIdError                a sequence id or model tag that breaks the pattern
+    ├── SourceError                       an input that cannot be ingested
+    │   └── SourceNotFoundError (FileNotFoundError)
+    └── StoreError                        a problem with the store itself
+        ├── UnknownSchemeError (ValueError)
+        ├── KeyNotFoundError (KeyError)
+        ├── SequenceNotFoundError (KeyError)
+        ├── IncompleteSequenceError
+        └── LockedError                   another run holds the lock
+"""
+
+from __future__ import annotations
+
+
+class SegflowError(Exception):
+    """Root of every error segflow raises on purpose."""
+
+
+class ConfigError(SegflowError, ValueError):
+    """A configuration value or argument outside what is accepted."""
+
+
+class InvalidIdError(ConfigError):
+    """A sequence id (or model tag) that does not match the strict id pattern."""
+
+
+class SourceError(SegflowError):
+    """An input source that cannot be read or ingested; the message names the source."""
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A source path, glob or prefix that matched nothing."""
+
+
+class StoreError(SegflowError):
+    """A problem with a store: its URL, its contents or its locking."""
+
+
+class UnknownSchemeError(StoreError, ValueError):
+    """A store URL whose scheme segflow does not support."""
+
+
+class KeyNotFoundError(StoreError, KeyError):
+    """A key missing from a store."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class SequenceNotFoundError(StoreError, KeyError):
+    """A sequence id not present in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class IncompleteSequenceError(StoreError):
+    """A sequence that exists but is not marked complete."""
+
+
+class LockedError(StoreError):
+    """A lock held by another run."""

@@ -1,0 +1,95 @@
+"""The one storage interface segflow uses: a key/value view of a store root.
+
+A store root holds Zarr data (sequences, predictions) and plain objects (checkpoints, locks,
+run records). Keys are ``/``-separated paths relative to the root, never absolute and never
+containing ``..``. Every implementation passes ``tests/storage/contract.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from segflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    import zarr.abc.store
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`ConfigError`."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(
+            f"Invalid store key {key!r}: expected a relative '/'-separated path "
+            f"without empty, '.' or '..' parts."
+        )
+    return key
+
+
+class Store(ABC):
+    """A store root: Zarr arrays plus small atomic objects.
+
+    Implementations: :class:`storage.local.LocalStore` (a directory) and
+    :class:`storage.s3.S3Store` (an S3 prefix through fsspec).
+    """
+
+    #: The URL the store was opened from (a path or ``s3://bucket/prefix``).
+    url: str
+
+    @abstractmethod
+    def zarr_store(self, *, read_only: bool = False) -> zarr.abc.store.Store:
+        """Return a Zarr v3 store rooted at this store's root."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Return the object at ``key``.
+
+        Raises:
+            KeyNotFoundError: If nothing is stored at ``key``.
+        """
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically: readers see the old object or the new one."""
+
+    @abstractmethod
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Store ``data`` at ``key`` only if ``key`` does not exist yet.
+
+        Returns:
+            True if this call created the object, False if it already existed.
+        """
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Return whether an object is stored at ``key``."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Return every object key under ``prefix`` (recursively), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete the object at ``key``; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under ``prefix``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    def move_prefix(self, src: str, dst: str) -> None:
+        """Move every object under ``src`` to the same relative key under ``dst``.
+
+        ``dst`` is emptied first. Objects named ``zarr.json`` are moved last, deepest first,
+        so a reader never finds new metadata pointing at chunks that have not arrived.
+        Implementations may override this with something faster (a directory rename).
+        """
+        keys = self.list(src)
+        self.delete_prefix(dst)
+        metadata_last = sorted(keys, key=lambda k: (k.endswith("zarr.json"), -k.count("/")))
+        for key in metadata_last:
+            self.write_bytes(dst + key[len(src) :], self.read_bytes(key))
+        self.delete_prefix(src)

@@ -1,0 +1,360 @@
+"""The sequence layout: how sequences are laid out as Zarr v3 arrays in a store.
+
+Layout (documented for users in ``docs/layout.md``)::
+
+    <root>/zarr.json                         group; attrs.segflow.layout_version
+    <root>/sequences/<id>/zarr.json          group; attrs.segflow = SequenceMeta fields
+    <root>/sequences/<id>/frames             (T, ...frame dims), chunks (segment_length, ...)
+    <root>/sequences/<id>/labels             optional: (T, ...) per frame or (1, ...) per sequence
+    <root>/sequences/<id>/timestamps         optional: (T,) float64 seconds from the start
+    <root>/staging/<id>/...                  a replacement being written; swapped in when whole
+
+``attrs.segflow.length`` is the number of committed frames: readers use it, not the array
+shape, because an append resizes the arrays before their new frames are written.
+``attrs.segflow.complete`` is set only after every chunk of ``[0, length)`` is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+
+from segflow.errors import ConfigError, IncompleteSequenceError, SequenceNotFoundError
+from segflow.ids import validate_id
+from storage.base import Store
+
+LAYOUT_VERSION = 1
+SEQUENCES = "sequences"
+STAGING = "staging"
+Compression = Literal["lz4", "zstd", "none"]
+LabelKind = Literal["per_frame", "per_sequence"]
+
+_FRAME_DIMENSIONS = {
+    0: (),
+    1: ("feature",),
+    2: ("height", "width"),
+    3: ("height", "width", "channel"),
+}
+
+
+def frame_dimension_names(frame_shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Return the Zarr ``dimension_names`` for frames of ``frame_shape``, time first.
+
+    >>> frame_dimension_names((64, 64, 3))
+    ('time', 'height', 'width', 'channel')
+    >>> frame_dimension_names((12,))
+    ('time', 'feature')
+    """
+    names = _FRAME_DIMENSIONS.get(len(frame_shape))
+    if names is None:
+        names = tuple(f"dim_{i}" for i in range(len(frame_shape)))
+    return ("time", *names)
+
+
+def compressors_for(compression: Compression) -> list[Any]:
+    """Return the bytes-to-bytes codecs for ``compression``, always ending with a crc32c check.
+
+    Blosc lz4 with bitshuffle is the default: measured ~3x on smooth video and among the
+    fastest; zstd gained little on noisy frames. The crc32c codec detects a corrupted chunk
+    on read.
+    """
+    if compression == "lz4":
+        first: list[Any] = [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
+    elif compression == "zstd":
+        first = [ZstdCodec(level=3)]
+    elif compression == "none":
+        first = []
+    else:
+        raise ConfigError(
+            f"Invalid compression {compression!r}: expected 'lz4', 'zstd' or 'none'."
+        )
+    return [*first, Crc32cCodec()]
+
+
+@dataclass(frozen=True)
+class SequenceMeta:
+    """What segflow records about a sequence in ``attrs.segflow`` of its group."""
+
+    length: int = 0
+    complete: bool = False
+    segment_length: int = 1
+    source_uri: str = ""
+    fingerprint: str = ""
+    frame_rate: float | None = None
+    sample_interval: float | None = None
+    start_time: str | None = None
+    partition: str | None = None
+    label_kind: LabelKind | None = None
+    frames_written: int = 0
+    sources: tuple[dict[str, Any], ...] = ()
+    pending_append: dict[str, Any] | None = None
+    layout_version: int = LAYOUT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the attrs dict (JSON-serialisable)."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["sources"] = [dict(s) for s in self.sources]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SequenceMeta:
+        """Build from an attrs dict, ignoring unknown keys (newer writers may add some)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["sources"] = tuple(known.get("sources", ()))
+        return cls(**known)
+
+    def replace(self, **changes: Any) -> SequenceMeta:
+        """Return a copy with ``changes`` applied."""
+        return SequenceMeta.from_json({**self.to_json(), **changes})
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """A summary of one stored sequence, as ``segflow inspect`` reports it."""
+
+    id: str
+    length: int
+    frame_shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    dimension_names: tuple[str, ...]
+    complete: bool
+    has_labels: bool
+    meta: SequenceMeta = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return {
+            "id": self.id,
+            "length": self.length,
+            "frame_shape": list(self.frame_shape),
+            "dtype": self.dtype,
+            "chunks": list(self.chunks),
+            "dimension_names": list(self.dimension_names),
+            "complete": self.complete,
+            "has_labels": self.has_labels,
+            "label_kind": self.meta.label_kind,
+            "segment_length": self.meta.segment_length,
+            "source_uri": self.meta.source_uri,
+            "fingerprint": self.meta.fingerprint,
+            "frame_rate": self.meta.frame_rate,
+            "sample_interval": self.meta.sample_interval,
+            "start_time": self.meta.start_time,
+            "partition": self.meta.partition,
+        }
+
+
+def sequence_path(sequence_id: str, *, staging: bool = False) -> str:
+    """Return the group path of a sequence (``sequences/<id>`` or ``staging/<id>``)."""
+    return f"{STAGING if staging else SEQUENCES}/{validate_id(sequence_id)}"
+
+
+class SequenceRepository:
+    """Reads and writes sequences in a :class:`~storage.base.Store` following the layout.
+
+    Args:
+        store: The store holding the sequences.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._zarr = store.zarr_store()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def ids(self) -> list[str]:
+        """Return the ids of all sequences (complete or not), sorted."""
+        keys = self.store.list(SEQUENCES)
+        ids = {k.split("/")[1] for k in keys if k.count("/") == 2 and k.endswith("/zarr.json")}
+        return sorted(ids)
+
+    def exists(self, sequence_id: str, *, staging: bool = False) -> bool:
+        """Return whether a sequence group exists."""
+        return self.store.exists(f"{sequence_path(sequence_id, staging=staging)}/zarr.json")
+
+    def group(self, sequence_id: str, *, staging: bool = False) -> zarr.Group:
+        """Open a sequence's group.
+
+        Raises:
+            SequenceNotFoundError: If the sequence does not exist.
+        """
+        if not self.exists(sequence_id, staging=staging):
+            raise SequenceNotFoundError(
+                f"Sequence {sequence_id!r} not found in store {self.store.url!r}."
+            )
+        return zarr.open_group(self._zarr, path=sequence_path(sequence_id, staging=staging))
+
+    def meta(self, sequence_id: str, *, staging: bool = False) -> SequenceMeta:
+        """Return the recorded :class:`SequenceMeta` of a sequence."""
+        raw = self.store.read_bytes(f"{sequence_path(sequence_id, staging=staging)}/zarr.json")
+        attrs = json.loads(raw).get("attributes", {})
+        return SequenceMeta.from_json(attrs.get("segflow", {}))
+
+    def info(self, sequence_id: str) -> SequenceInfo:
+        """Return a :class:`SequenceInfo` for a sequence."""
+        group = self.group(sequence_id)
+        meta = self.meta(sequence_id)
+        frames = group["frames"]
+        return SequenceInfo(
+            id=sequence_id,
+            length=meta.length,
+            frame_shape=tuple(frames.shape[1:]),
+            dtype=str(frames.dtype),
+            chunks=tuple(frames.chunks),
+            dimension_names=tuple(frames.metadata.dimension_names or ()),
+            complete=meta.complete,
+            has_labels="labels" in group,
+            meta=meta,
+        )
+
+    def list_info(self) -> list[SequenceInfo]:
+        """Return a :class:`SequenceInfo` for every sequence, sorted by id."""
+        return [self.info(i) for i in self.ids()]
+
+    def frames(self, sequence_id: str, *, require_complete: bool = True) -> zarr.Array:
+        """Open a sequence's frames array (read it with ``[start:stop]``, up to ``length``).
+
+        Raises:
+            IncompleteSequenceError: If ``require_complete`` and the sequence is not complete.
+        """
+        if require_complete:
+            self.require_complete(sequence_id)
+        return self.group(sequence_id)["frames"]
+
+    def labels(self, sequence_id: str) -> zarr.Array | None:
+        """Open a sequence's labels array, or return None if it has none."""
+        group = self.group(sequence_id)
+        return group["labels"] if "labels" in group else None
+
+    def require_complete(self, sequence_id: str) -> SequenceMeta:
+        """Return the meta of a complete sequence, else raise :class:`IncompleteSequenceError`."""
+        meta = self.meta(sequence_id)
+        if not meta.complete:
+            raise IncompleteSequenceError(
+                f"Sequence {sequence_id!r} in store {self.store.url!r} is not marked complete "
+                f"({meta.frames_written} frames written); re-run the ingest to finish it."
+            )
+        return meta
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def ensure_root(self) -> None:
+        """Create the root and ``sequences`` groups if missing."""
+        if not self.store.exists("zarr.json"):
+            root = zarr.open_group(self._zarr, mode="a")
+            root.attrs["segflow"] = {"layout_version": LAYOUT_VERSION}
+        if not self.store.exists(f"{SEQUENCES}/zarr.json"):
+            zarr.open_group(self._zarr, path=SEQUENCES, mode="a")
+
+    def create(
+        self,
+        sequence_id: str,
+        *,
+        frame_shape: tuple[int, ...],
+        dtype: np.dtype[Any] | str,
+        meta: SequenceMeta,
+        compression: Compression = "lz4",
+        label_shape: tuple[int, ...] | None = None,
+        label_dtype: np.dtype[Any] | str | None = None,
+        with_timestamps: bool = False,
+        staging: bool = False,
+    ) -> zarr.Group:
+        """Create (or overwrite) an empty sequence with zero frames, marked incomplete.
+
+        Args:
+            sequence_id: The id.
+            frame_shape: Shape of one frame.
+            dtype: Frame dtype.
+            meta: Metadata to record; ``length``/``complete``/``frames_written`` are reset.
+            compression: Chunk compression (a crc32c checksum is always added).
+            label_shape: Shape of the labels array's rows if labels are stored, else None.
+            label_dtype: Labels dtype.
+            with_timestamps: Whether to create a ``timestamps`` array.
+            staging: Write under ``staging/`` (a replacement, swapped in by :meth:`promote`).
+
+        Returns:
+            The sequence group.
+        """
+        segment_length = _check_segment_length(meta.segment_length)
+        self.ensure_root()
+        path = sequence_path(sequence_id, staging=staging)
+        self.store.delete_prefix(path)
+        group = zarr.open_group(self._zarr, path=path, mode="w")
+        fresh = meta.replace(length=0, complete=False, frames_written=0, pending_append=None)
+        group.attrs["segflow"] = fresh.to_json()
+        compressors = compressors_for(compression)
+        _time_array(group, "frames", (0, *frame_shape), dtype, segment_length, compressors)
+        if label_shape is not None:
+            per_frame = meta.label_kind != "per_sequence"
+            rows = 0 if per_frame else 1
+            chunk = segment_length if per_frame else 1
+            _time_array(group, "labels", (rows, *label_shape), label_dtype, chunk, compressors)
+        if with_timestamps:
+            _time_array(group, "timestamps", (0,), "float64", segment_length, compressors)
+        return group
+
+    def write_meta(self, sequence_id: str, meta: SequenceMeta, *, staging: bool = False) -> None:
+        """Replace a sequence's recorded meta (one atomic write of its group metadata)."""
+        group = zarr.open_group(self._zarr, path=sequence_path(sequence_id, staging=staging))
+        group.attrs["segflow"] = meta.to_json()
+
+    def promote(self, sequence_id: str) -> None:
+        """Swap a finished staging sequence into ``sequences/<id>``, replacing the old one."""
+        staged = sequence_path(sequence_id, staging=True)
+        self.store.move_prefix(staged, sequence_path(sequence_id))
+
+    def delete(self, sequence_id: str) -> None:
+        """Delete a sequence and any staged replacement."""
+        self.store.delete_prefix(sequence_path(sequence_id))
+        self.store.delete_prefix(sequence_path(sequence_id, staging=True))
+
+
+def _check_segment_length(segment_length: int) -> int:
+    if not isinstance(segment_length, int) or segment_length <= 0:
+        raise ConfigError(
+            f"Invalid segment_length {segment_length!r}: expected a positive integer."
+        )
+    return segment_length
+
+
+def _time_array(
+    group: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: Any,
+    time_chunk: int,
+    compressors: list[Any],
+) -> zarr.Array:
+    return group.create_array(
+        name,
+        shape=shape,
+        chunks=(time_chunk, *shape[1:]),
+        dtype=dtype,
+        compressors=compressors,
+        dimension_names=frame_dimension_names(shape[1:]) if name == "frames" else
+        ("time", *(f"{name}_{i}" for i in range(len(shape) - 1))),
+        fill_value=0,
+        overwrite=True,
+    )
+
+
+def iter_segments(length: int, segment_length: int, start: int = 0) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, stop)`` of each segment of a sequence, aligned to ``segment_length``.
+
+    >>> list(iter_segments(10, 4))
+    [(0, 4), (4, 8), (8, 10)]
+    >>> list(iter_segments(10, 4, start=5))
+    [(5, 8), (8, 10)]
+    """
+    _check_segment_length(segment_length)
+    position = start
+    while position < length:
+        stop = min(length, (position // segment_length + 1) * segment_length)
+        yield position, stop
+        position = stop
