@@ -83,11 +83,14 @@ class Store(ABC):
     def move_prefix(self, src: str, dst: str) -> None:
         """Move every object under ``src`` to the same relative key under ``dst``.
 
-        ``dst`` is emptied first. Objects named ``zarr.json`` are moved last, deepest first,
-        so a reader never finds new metadata pointing at chunks that have not arrived.
-        Implementations may override this with something faster (a directory rename).
+        ``dst`` is emptied first; if nothing is under ``src``, nothing happens (``dst`` is
+        kept). Objects named ``zarr.json`` are moved last, deepest first, so a reader never
+        finds new metadata pointing at chunks that have not arrived. Implementations may
+        override this with something faster (a directory rename).
         """
         keys = self.list(src)
+        if not keys:
+            return
         self.delete_prefix(dst)
         metadata_last = sorted(keys, key=lambda k: (k.endswith("zarr.json"), -k.count("/")))
         for key in metadata_last:

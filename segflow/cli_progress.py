@@ -1,0 +1,73 @@
+"""A Rich progress display that receives :mod:`segflow.progress` events."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from segflow import progress
+
+
+class FrameProgress:
+    """Shows one bar per sequence (frames done, frames/s) while installed as the reporter.
+
+    Args:
+        console: Where to draw.
+        enabled: Draw nothing when False (e.g. with ``--json``).
+    """
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self._enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._lock = threading.Lock()  # tasks report from worker threads
+
+    def __enter__(self) -> FrameProgress:
+        if self._enabled:
+            self._progress.start()
+            progress.set_reporter(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        progress.set_reporter(None)
+        if self._enabled:
+            self._progress.stop()
+
+    def start(self, name: str, total: int | None) -> None:
+        with self._lock:
+            self._tasks[name] = self._progress.add_task(name, total=total)
+
+    def advance(self, name: str, frames: int) -> None:
+        with self._lock:
+            if name in self._tasks:
+                self._progress.advance(self._tasks[name], frames)
+
+    def finish(self, name: str) -> None:
+        with self._lock:
+            task_id = self._tasks.get(name)
+            if task_id is not None:
+                done = self._progress.tasks[task_id].completed
+                self._progress.update(task_id, total=done, completed=done)

@@ -1,0 +1,377 @@
+"""The streaming engine: a stateful model run one segment per step over many lanes.
+
+Each step feeds a fixed-shape batch (see ``docs/engine-contract.md``)::
+
+    frames (B, L, *frame_shape)   mask (B, L) bool   reset (B,) bool
+    labels (B, L, *label_shape)   ends (B,) bool          (training and evaluation only)
+
+and runs, inside one ``tf.function`` traced once:
+
+1. zero the state of the lanes flagged in ``reset`` (every lane when
+   ``reset_every_segment``, the no-memory baseline);
+2. run the stateful model over the segment; padded frames leave a lane's state unchanged;
+3. for training, backpropagate through this segment only (truncated BPTT): the state carried
+   in is read from non-trainable variables, so it enters the graph as a constant.
+
+Loss and metrics are masked means: ``many_to_many`` weighs every real frame,
+``many_to_one`` weighs one prediction per sequence, at the step where it ``ends``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from segflow.engine.lanes import reset_all, reset_lanes, state_variables
+from segflow.engine.model import ModelConfig, activate, build_model
+from segflow.engine.scheduler import Step
+from segflow.errors import ConfigError
+
+__all__ = ["StreamingEngine"]
+
+Batch = dict[str, Any]
+
+
+class StreamingEngine:
+    """Own a stateful model and stream segment batches through it.
+
+    State is never reset implicitly between calls (only by the ``reset`` flags of the batches),
+    so a run restored from a checkpoint carries on exactly where it stopped.
+
+    Args:
+        config: The model configuration.
+        lanes: Number of lanes B (the fixed batch size).
+        segment_length: Frames per step L.
+        optimizer: A Keras optimizer; default Adam with ``learning_rate``.
+        learning_rate: Learning rate of the default optimizer.
+        reset_every_segment: Zero every lane before every step (the baseline without memory
+            across segments).
+        label_shape: Shape of one frame's label: ``(outputs,)`` or ``()`` (the default for
+            ``multiclass``, a class index; for the other tasks ``()`` needs ``outputs == 1``).
+            A ``multiclass`` label of shape ``(outputs,)`` is one-hot.
+
+    Example:
+        >>> engine = StreamingEngine(ModelConfig(frame_shape=(4,), lstm_units=[8]),
+        ...                          lanes=2, segment_length=5)
+        >>> engine.model.output_shape
+        (2, None, 1)
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        lanes: int,
+        segment_length: int,
+        optimizer: keras.optimizers.Optimizer | None = None,
+        learning_rate: float = 1e-3,
+        reset_every_segment: bool = False,
+        label_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        self.config = config
+        self.lanes = _positive_int("lanes", lanes)
+        self.segment_length = _positive_int("segment_length", segment_length)
+        self.reset_every_segment = reset_every_segment
+        self.label_shape = _check_label_shape(config, label_shape)
+        self.model = build_model(config, batch_size=self.lanes, stateful=True)
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        self.optimizer = optimizer
+        # Built eagerly so its variables exist before tracing and before a checkpoint restore.
+        self.optimizer.build(self.model.trainable_variables)
+        specs = self._specs()
+        self.predict_step = tf.function(self._predict_step, input_signature=specs[:3])
+        self.train_step = tf.function(self._train_step, input_signature=specs)
+        self.eval_step = tf.function(self._eval_step, input_signature=specs)
+
+    # ---------------------------------------------------------------- step functions (graph)
+
+    def _specs(self) -> list[tf.TensorSpec]:
+        b, l = self.lanes, self.segment_length
+        return [
+            tf.TensorSpec((b, l, *self.config.frame_shape), self.config.input_dtype, name="frames"),
+            tf.TensorSpec((b, l), tf.bool, name="mask"),
+            tf.TensorSpec((b,), tf.bool, name="reset"),
+            tf.TensorSpec((b, l, *self.label_shape), tf.float32, name="labels"),
+            tf.TensorSpec((b,), tf.bool, name="ends"),
+        ]
+
+    def _forward(
+        self, frames: tf.Tensor, mask: tf.Tensor, reset: tf.Tensor, training: bool
+    ) -> tf.Tensor:
+        if self.reset_every_segment:
+            reset = tf.ones_like(reset)
+        reset_lanes(self.model, reset)
+        return self.model({"frames": frames, "mask": mask}, training=training)
+
+    def _predict_step(self, frames: tf.Tensor, mask: tf.Tensor, reset: tf.Tensor) -> tf.Tensor:
+        """Predictions for one step: (B, L, outputs), or (B, outputs) for many_to_one."""
+        return activate(self.config, self._forward(frames, mask, reset, training=False))
+
+    def _train_step(
+        self,
+        frames: tf.Tensor,
+        mask: tf.Tensor,
+        reset: tf.Tensor,
+        labels: tf.Tensor,
+        ends: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        """One optimizer step on one segment; returns the step's loss/metric sums and count."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self._forward(frames, mask, reset, training=True)
+            sums = self._masked_sums(logits, labels, mask, ends)
+            loss = sums["loss_sum"] / tf.maximum(sums["count"], 1.0)
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return sums
+
+    def _eval_step(
+        self,
+        frames: tf.Tensor,
+        mask: tf.Tensor,
+        reset: tf.Tensor,
+        labels: tf.Tensor,
+        ends: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        """Loss/metric sums and count of one step, without updating the weights."""
+        logits = self._forward(frames, mask, reset, training=False)
+        return self._masked_sums(logits, labels, mask, ends)
+
+    def _masked_sums(
+        self, logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tensor, ends: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        if self.config.head == "many_to_one":
+            # The sequence's label is read at its last real frame of the step that ends it.
+            last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
+            labels = tf.gather(labels, last, axis=1, batch_dims=1)
+            weights = tf.cast(ends, tf.float32)
+        else:
+            weights = tf.cast(mask, tf.float32)
+        loss, metric = _elementwise(self.config, self.label_shape, logits, labels)
+        return {
+            "loss_sum": tf.reduce_sum(loss * weights),
+            "metric_sum": tf.reduce_sum(metric * weights),
+            "count": tf.reduce_sum(weights),
+        }
+
+    # ---------------------------------------------------------------- loops (eager)
+
+    @property
+    def metric_name(self) -> str:
+        """Name of the metric reported next to the loss: ``accuracy``, or ``mae`` for regression."""
+        return "mae" if self.config.task == "regression" else "accuracy"
+
+    def predict(
+        self, batches: Iterable[Batch], steps: Iterable[Step], lengths: Sequence[int]
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Stream ``batches`` and yield each sequence's predictions when it ends.
+
+        Args:
+            batches: One batch per step (``frames``, ``mask``, ``reset``), in schedule order.
+            steps: The schedule steps the batches were built from, from the first step of
+                every sequence they carry.
+            lengths: Frames per sequence (the ``lengths`` given to the scheduler).
+
+        Yields:
+            ``(sequence_index, predictions)``: (T, outputs) aligned to the sequence's frames
+            for ``many_to_many``, (outputs,) for ``many_to_one``. Padded frames never appear.
+            Zero-length sequences are never scheduled, so never yielded.
+
+        Raises:
+            ConfigError: If batches and steps differ in number, or a sequence's first slot
+                does not start at frame 0.
+        """
+        seen: dict[int, int] = {}  # frames streamed so far, per unfinished sequence
+        chunks: dict[int, list[np.ndarray]] = {}
+        per_frame = self.config.head == "many_to_many"
+        for batch, step in _paired(batches, steps):
+            outputs = self.predict_step(*self._inputs(batch)).numpy()
+            for lane, slot in enumerate(step.slots):
+                if slot.sequence is None:
+                    continue
+                _check_contiguous(slot, seen.get(slot.sequence, 0))
+                seen[slot.sequence] = slot.stop
+                if per_frame:
+                    chunks.setdefault(slot.sequence, []).append(outputs[lane, : slot.valid])
+                if slot.stop == lengths[slot.sequence]:
+                    del seen[slot.sequence]
+                    done = np.concatenate(chunks.pop(slot.sequence)) if per_frame else outputs[lane]
+                    yield slot.sequence, np.array(done)
+
+    def fit_epoch(
+        self, batches: Iterable[Batch], steps: Iterable[Step] | None = None
+    ) -> dict[str, float]:
+        """Train on every batch once; return the epoch's masked mean loss and metric.
+
+        Args:
+            batches: Batches with ``labels`` (and ``ends`` for ``many_to_one``, unless
+                ``steps`` is given to derive it).
+            steps: The matching schedule steps; only needed when batches lack ``ends``.
+
+        Returns:
+            ``{"loss": ..., "accuracy": ...}`` (``"mae"`` instead of ``"accuracy"`` for
+            regression), averaged over every weighted frame (or sequence) of the epoch.
+        """
+        return self._run(self.train_step, batches, steps)
+
+    def evaluate(
+        self, batches: Iterable[Batch], steps: Iterable[Step] | None = None
+    ) -> dict[str, float]:
+        """Like :meth:`fit_epoch` without updating the weights."""
+        return self._run(self.eval_step, batches, steps)
+
+    def _run(
+        self,
+        step_fn: Callable[..., dict[str, tf.Tensor]],
+        batches: Iterable[Batch],
+        steps: Iterable[Step] | None,
+    ) -> dict[str, float]:
+        totals = {"loss_sum": 0.0, "metric_sum": 0.0, "count": 0.0}
+        pairs = _paired(batches, steps) if steps is not None else ((b, None) for b in batches)
+        for batch, step in pairs:
+            sums = step_fn(*self._inputs(batch), self._labels(batch), self._ends(batch, step))
+            for key, value in sums.items():
+                totals[key] += float(value)
+        count = max(totals["count"], 1.0)
+        return {"loss": totals["loss_sum"] / count, self.metric_name: totals["metric_sum"] / count}
+
+    # ---------------------------------------------------------------- batch conversion
+
+    def _inputs(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        b, l = self.lanes, self.segment_length
+        frame_shape = (b, l, *self.config.frame_shape)
+        return (
+            _tensor(batch, "frames", self.config.input_dtype, frame_shape),
+            _tensor(batch, "mask", tf.bool, (b, l)),
+            _tensor(batch, "reset", tf.bool, (b,)),
+        )
+
+    def _labels(self, batch: Batch) -> tf.Tensor:
+        if "labels" not in batch:
+            raise ConfigError(
+                "Received a batch without `labels`; training and evaluation need them."
+            )
+        labels = _tensor(batch, "labels", tf.float32)
+        expected = (self.lanes, self.segment_length, *self.label_shape)
+        if tuple(labels.shape) != expected:
+            # One label per frame either way: (B, L, 1) and (B, L) are interchangeable.
+            same = {(): (*expected, 1), (1,): expected[:-1]}.get(self.label_shape)
+            if tuple(labels.shape) != same:
+                raise ConfigError(
+                    f"Received `labels` of shape {tuple(labels.shape)}, expected {expected} "
+                    f"(lanes, segment_length, *label_shape)."
+                )
+            labels = tf.reshape(labels, expected)
+        return labels
+
+    def _ends(self, batch: Batch, step: Step | None) -> tf.Tensor:
+        if "ends" in batch:
+            return _tensor(batch, "ends", tf.bool, (self.lanes,))
+        if step is not None:
+            return tf.constant([slot.ends for slot in step.slots], tf.bool)
+        if self.config.head == "many_to_one":
+            raise ConfigError(
+                "Received a batch without `ends` and no `steps`; the many_to_one head needs "
+                "one or the other to know where sequences end."
+            )
+        return tf.zeros((self.lanes,), tf.bool)
+
+    # ---------------------------------------------------------------- state and checkpoints
+
+    def reset_state(self) -> None:
+        """Zero every lane's state (e.g. before streaming an unrelated set of sequences)."""
+        reset_all(self.model)
+
+    def stateless_copy(self) -> keras.Model:
+        """A stateless model (any batch size) with the current weights, for whole sequences."""
+        model = build_model(self.config, batch_size=None, stateful=False)
+        model.set_weights(self.model.get_weights())
+        return model
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        """Objects to hand to ``tf.train.Checkpoint(**objects)``: weights, optimizer, lane state.
+
+        The lane state is listed on its own because ``model.save_weights`` does not save it.
+        """
+        lane_state = {key.replace("/", "."): v for key, v in state_variables(self.model).items()}
+        return {"model": self.model, "optimizer": self.optimizer, "lane_state": lane_state}
+
+
+def _elementwise(
+    config: ModelConfig, label_shape: tuple[int, ...], logits: tf.Tensor, labels: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-prediction loss and metric (the outputs axis reduced)."""
+    if config.task == "multiclass":
+        if label_shape == ():
+            classes = tf.cast(labels, tf.int32)
+        else:
+            classes = tf.argmax(labels, axis=-1, output_type=tf.int32)  # one-hot
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        hit = tf.cast(tf.equal(predicted, classes), tf.float32)
+        return loss, hit
+    if label_shape == ():
+        labels = labels[..., tf.newaxis]
+    if config.task == "binary":
+        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        hit = tf.cast(tf.equal(logits > 0.0, labels > 0.5), tf.float32)
+        return tf.reduce_mean(loss, axis=-1), tf.reduce_mean(hit, axis=-1)
+    error = logits - labels
+    return tf.reduce_mean(tf.square(error), axis=-1), tf.reduce_mean(tf.abs(error), axis=-1)
+
+
+def _check_label_shape(config: ModelConfig, label_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    if label_shape is None:
+        return () if config.task == "multiclass" or config.outputs == 1 else (config.outputs,)
+    label_shape = tuple(label_shape)
+    allowed = [(config.outputs,)]
+    if config.task == "multiclass" or config.outputs == 1:
+        allowed.append(())
+    if label_shape not in allowed:
+        raise ConfigError(
+            f"Received an invalid value for argument `label_shape` with task {config.task!r} and "
+            f"{config.outputs} outputs, expected one of {allowed}, got {label_shape}"
+        )
+    return label_shape
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(
+            f"Received an invalid value for argument `{name}`, expected a positive integer, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _tensor(batch: Batch, key: str, dtype: Any, shape: tuple[int, ...] | None = None) -> tf.Tensor:
+    value = tf.convert_to_tensor(batch[key])
+    if shape is not None and tuple(value.shape) != shape:
+        raise ConfigError(f"Received `{key}` of shape {tuple(value.shape)}, expected {shape}.")
+    return value if value.dtype == tf.as_dtype(dtype) else tf.cast(value, dtype)
+
+
+def _paired(batches: Iterable[Batch], steps: Iterable[Step]) -> Iterator[tuple[Batch, Step]]:
+    batch_iter, step_iter = iter(batches), iter(steps)
+    for count, batch in enumerate(batch_iter):
+        step = next(step_iter, None)
+        if step is None:
+            raise ConfigError(
+                f"Received more batches than steps: only {count} steps for {count + 1}+ batches."
+            )
+        yield batch, step
+    if next(step_iter, None) is not None:
+        raise ConfigError("Received fewer batches than steps; expected one batch per step.")
+
+
+def _check_contiguous(slot: Any, seen: int) -> None:
+    if slot.start != seen:
+        raise ConfigError(
+            f"Sequence {slot.sequence}: expected its slot to start at frame {seen} (steps must run "
+            f"from the sequence's first step, in order), got start {slot.start}."
+        )

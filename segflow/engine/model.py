@@ -1,0 +1,296 @@
+"""The stateful LSTM model: configuration and Keras 3 construction.
+
+A model is a frame encoder, a stack of LSTM layers and a dense head::
+
+    frames (B, T, *frame) ─ to_float ─ encoder ─ lstm_0 … lstm_{n-1} ─ head ─ logits
+    mask   (B, T) bool ─────────────────────────┴──────┘  (given to every LSTM layer)
+
+Two copies are built from one :class:`ModelConfig`: a *stateful* copy with a fixed batch
+(the lanes) that streams segments and keeps each lane's ``h``/``c`` between calls, and a
+*stateless* copy for whole-sequence passes. Both have the same layer names and weight order,
+so ``stateless.set_weights(stateful.get_weights())`` transfers the weights; the LSTM state
+variables are not weights.
+
+The mask is an explicit input rather than a ``Masking`` layer, so padded frames need not be
+zero: on a padded timestep every LSTM layer carries its state unchanged.
+
+The model returns *logits* (raw scores); :func:`activate` turns them into predictions
+(sigmoid for ``binary``, softmax for ``multiclass``, identity for ``regression``). Losses are
+computed from the logits, which is numerically safer than from probabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+import keras
+from keras import layers, ops
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from segflow.errors import ConfigError
+
+__all__ = ["FrameEncoder", "ModelConfig", "ToFloat", "activate", "build_model", "lstm_layers"]
+
+Encoder = Literal["none", "flatten", "avgpool", "conv"]
+Head = Literal["many_to_many", "many_to_one"]
+Task = Literal["regression", "binary", "multiclass"]
+
+#: Frame ranks each encoder accepts.
+_ENCODER_RANKS: dict[str, tuple[int, ...]] = {
+    "none": (0, 1),
+    "flatten": (0, 1, 2, 3),
+    "avgpool": (2, 3),
+    "conv": (2, 3),
+}
+
+
+class ModelConfig(BaseModel):
+    """What the model looks like; everything needed to rebuild it.
+
+    Attributes:
+        frame_shape: Shape of one frame: ``()`` or ``(features,)`` for feature vectors,
+            ``(height, width)`` or ``(height, width, channels)`` for images.
+        input_dtype: Dtype of the frames fed to the model; ``uint8`` frames are scaled to
+            ``[0, 1]`` float32 inside the graph.
+        encoder: Per-frame encoder: ``none`` (feature vectors as they are), ``flatten``,
+            ``avgpool`` (average pooling by ``pool_size``, then flatten) or ``conv`` (Conv2D +
+            max pooling per entry of ``conv_filters``, then global average pooling).
+        pool_size: Pooling window of the ``avgpool`` encoder.
+        conv_filters: Filters of each Conv2D layer of the ``conv`` encoder.
+        lstm_units: Units of each LSTM layer, first layer first.
+        head: ``many_to_many`` (one prediction per frame) or ``many_to_one`` (one prediction
+            per sequence: the output at its last real frame).
+        task: ``regression`` (mean squared error), ``binary`` (sigmoid, one or several
+            independent labels) or ``multiclass`` (softmax over ``outputs`` classes).
+        outputs: Size of the head: regression targets, binary labels or classes.
+
+    Example:
+        >>> config = ModelConfig(frame_shape=(4,), lstm_units=[16], task="binary")
+        >>> len(config.config_hash())
+        64
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    frame_shape: tuple[int, ...] = Field(..., description="Shape of one frame.")
+    input_dtype: Literal["uint8", "float32"] = Field("float32", description="Frame dtype.")
+    encoder: Encoder = Field("none", description="Per-frame encoder.")
+    pool_size: int = Field(2, description="Pooling window of the avgpool encoder.")
+    conv_filters: list[int] = Field([8, 16], description="Conv2D filters of the conv encoder.")
+    lstm_units: list[int] = Field([32], description="Units of each LSTM layer.")
+    head: Head = Field("many_to_many", description="Prediction per frame or per sequence.")
+    task: Task = Field("regression", description="Loss and output activation.")
+    outputs: int = Field(1, description="Size of the head.")
+
+    @field_validator("frame_shape")
+    @classmethod
+    def _check_frame_shape(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in value):
+            raise ValueError(
+                "Received an invalid value for `frame_shape`, expected a tuple of positive "
+                f"integers, got {value}"
+            )
+        return value
+
+    @field_validator("lstm_units", "conv_filters")
+    @classmethod
+    def _check_positive_list(cls, value: list[int], info: Any) -> list[int]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError(
+                f"Received an invalid value for `{info.field_name}`, expected a non-empty list "
+                f"of positive integers, got {value}"
+            )
+        return value
+
+    @field_validator("pool_size", "outputs")
+    @classmethod
+    def _check_positive(cls, value: int, info: Any) -> int:
+        if value <= 0:
+            raise ValueError(
+                f"Received an invalid value for `{info.field_name}`, expected a positive "
+                f"integer, got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> ModelConfig:
+        ranks = _ENCODER_RANKS[self.encoder]
+        if len(self.frame_shape) not in ranks:
+            raise ValueError(
+                f"Received an invalid value for `frame_shape` with encoder {self.encoder!r}, "
+                f"expected a shape of rank {' or '.join(map(str, ranks))}, "
+                f"got {self.frame_shape}"
+            )
+        if self.task == "multiclass" and self.outputs < 2:
+            raise ValueError(
+                "Received an invalid value for `outputs` with task 'multiclass', expected at "
+                f"least 2 classes, got {self.outputs}"
+            )
+        return self
+
+    def config_hash(self) -> str:
+        """Return a stable sha256 hex digest of the configuration (canonical JSON)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@keras.saving.register_keras_serializable(package="segflow")
+class ToFloat(layers.Layer):
+    """Cast frames to float32, scaling ``uint8`` to ``[0, 1]`` (inside the graph).
+
+    Decoding to float on the host would quadruple the bytes moved per frame, so frames stay
+    ``uint8`` until they reach the model.
+    """
+
+    def __init__(self, scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.cast(inputs, "float32")
+        return x * self.scale if self.scale != 1.0 else x
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="segflow")
+class FrameEncoder(layers.Layer):
+    """Encode every frame of a (B, T, *frame_shape) batch to a (B, T, features) vector.
+
+    Batch and time are merged so the per-frame layers run once on (B*T, *frame) rather than
+    in a per-timestep loop.
+
+    Args:
+        kind: ``none``, ``flatten``, ``avgpool`` or ``conv`` (see :class:`ModelConfig`).
+        frame_shape: Shape of one frame.
+        pool_size: Pooling window of ``avgpool``.
+        conv_filters: Filters of the ``conv`` layers.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        frame_shape: tuple[int, ...],
+        pool_size: int = 2,
+        conv_filters: tuple[int, ...] = (8, 16),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.frame_shape = tuple(frame_shape)
+        self.pool_size = pool_size
+        self.conv_filters = tuple(conv_filters)
+        self.frame_model = _frame_model(kind, self.frame_shape, pool_size, self.conv_filters)
+        if self.frame_model is None:
+            self.features = self.frame_shape[0]
+        else:
+            self.features = self.frame_model.output_shape[-1]
+
+    def call(self, inputs: Any) -> Any:
+        if self.frame_model is None:
+            return inputs
+        shape = ops.shape(inputs)
+        frames = ops.reshape(inputs, (-1, *self.frame_shape))
+        encoded = self.frame_model(frames)
+        return ops.reshape(encoded, (shape[0], shape[1], self.features))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[1], self.features)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "frame_shape": self.frame_shape,
+            "pool_size": self.pool_size,
+            "conv_filters": self.conv_filters,
+        }
+
+
+def _frame_model(
+    kind: str, frame_shape: tuple[int, ...], pool_size: int, conv_filters: tuple[int, ...]
+) -> keras.Sequential | None:
+    """The per-frame layers, or None when frames are already feature vectors."""
+    if kind in ("none", "flatten") and len(frame_shape) == 1:
+        return None
+    # Explicit layer names keep the stateful and stateless copies identical.
+    stack: list[Any] = [keras.Input(shape=frame_shape)]
+    if kind in ("avgpool", "conv") and len(frame_shape) == 2:
+        stack.append(layers.Reshape((*frame_shape, 1), name="add_channel"))
+    if kind == "avgpool":
+        stack.append(layers.AveragePooling2D(pool_size, padding="same", name="avgpool"))
+    elif kind == "conv":
+        for i, filters in enumerate(conv_filters):
+            stack.append(
+                layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{i}")
+            )
+            stack.append(layers.MaxPooling2D(2, padding="same", name=f"maxpool_{i}"))
+        stack.append(layers.GlobalAveragePooling2D(name="global_avgpool"))
+    if kind != "conv":
+        # Rank-0 frames become one feature; images become one vector.
+        stack.append(layers.Flatten(name="flatten"))
+    return keras.Sequential(stack, name="frame_model")
+
+
+def build_model(config: ModelConfig, *, batch_size: int | None, stateful: bool) -> keras.Model:
+    """Build the model described by ``config``.
+
+    Args:
+        config: The model configuration.
+        batch_size: Fixed batch size (the number of lanes); required when ``stateful``,
+            may be None otherwise.
+        stateful: Whether the LSTM layers keep their state between calls.
+
+    Returns:
+        A functional model taking ``{"frames": (B, T, *frame_shape), "mask": (B, T) bool}``
+        and returning logits, (B, T, outputs) for ``many_to_many`` or (B, outputs) for
+        ``many_to_one`` (the output at each row's last unmasked frame).
+
+    Raises:
+        ConfigError: If ``stateful`` and ``batch_size`` is not a positive integer.
+    """
+    if (stateful or batch_size is not None) and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0
+    ):
+        raise ConfigError(
+            "Received an invalid value for argument `batch_size`, expected a positive integer"
+            f"{'' if stateful else ' or None'}, got {batch_size!r}"
+        )
+    frames = keras.Input(
+        batch_shape=(batch_size, None, *config.frame_shape), dtype=config.input_dtype, name="frames"
+    )
+    mask = keras.Input(batch_shape=(batch_size, None), dtype="bool", name="mask")
+    scale = 1.0 / 255.0 if config.input_dtype == "uint8" else 1.0
+    x = ToFloat(scale, name="to_float")(frames)
+    x = FrameEncoder(
+        config.encoder, config.frame_shape, config.pool_size, tuple(config.conv_filters),
+        name="encoder",
+    )(x)
+    last = len(config.lstm_units) - 1
+    for i, units in enumerate(config.lstm_units):
+        sequences = i < last or config.head == "many_to_many"
+        lstm = layers.LSTM(units, return_sequences=sequences, stateful=stateful, name=f"lstm_{i}")
+        x = lstm(x, mask=mask)
+    logits = layers.Dense(config.outputs, name="head")(x)
+    kind = "stateful" if stateful else "stateless"
+    return keras.Model({"frames": frames, "mask": mask}, logits, name=f"segflow_{kind}")
+
+
+def lstm_layers(model: keras.Model) -> list[layers.LSTM]:
+    """The model's LSTM layers, first layer first."""
+    return [layer for layer in model.layers if isinstance(layer, layers.LSTM)]
+
+
+def activate(config: ModelConfig, logits: Any) -> Any:
+    """Turn logits into predictions: sigmoid (binary), softmax (multiclass) or identity."""
+    if config.task == "binary":
+        return ops.sigmoid(logits)
+    if config.task == "multiclass":
+        return ops.softmax(logits, axis=-1)
+    return logits

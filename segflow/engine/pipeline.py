@@ -1,0 +1,685 @@
+"""The input pipeline: the batches of a lane schedule, read from a sequence store ahead of use.
+
+:class:`StepReader` turns each :class:`~segflow.engine.scheduler.Step` into one batch of NumPy
+arrays (no TensorFlow); :meth:`StepReader.iter_batches` yields the batches in schedule order
+while a thread pool reads the chunks of the next steps; :func:`make_dataset` wraps that in a
+``tf.data.Dataset`` with fixed shapes. TensorFlow is imported only by the dataset functions.
+
+A batch is a dict of arrays, ``B = lanes`` and ``L = segment_length``:
+
+- ``frames`` (B, L, *frame_shape) in the store's dtype, zeros where padded;
+- ``mask`` (B, L) bool, True on real frames;
+- ``reset`` (B,) bool, the slots' ``reset`` (True at a sequence's first step and on idle lanes);
+- ``ends`` (B,) bool, True where the slot carries its sequence's last frame;
+- ``labels`` (B, L, *label_shape) float32, only ``with_labels``; zeros where padded. A
+  per-sequence label (``label_kind == "per_sequence"``, stored as one row) is repeated on every
+  real frame of the sequence, so per-frame and per-sequence labels feed the same loss.
+
+What keeps reads fast (figures from ``benchmarks/pipeline.py`` on 2 cores):
+
+- Whole chunks are read, each once: a chunk stays cached while a planned step still needs it,
+  so a chunk longer than ``segment_length``, or a segment straddling two chunks, costs one
+  read and one decode per chunk.
+- A chunk of the segflow layout (chunked along time only; codecs with synchronous decoders:
+  bytes, blosc, zstd, crc32c) is fetched with :meth:`Store.read_bytes` and decoded by the
+  array's own codec objects in the calling thread. That skips zarr's event loop round trip per
+  chunk and measured ~3x faster than ``array[start:stop]``; other arrays use ``array[...]``.
+- Reads run in a thread pool (file reads and blosc decoding release the GIL), ``readahead``
+  steps ahead of the batch being assembled, so memory stays bounded by a few steps.
+- Every batch is a fresh set of arrays: ``tf.data.Dataset.from_generator`` may wrap NumPy
+  memory without copying, so a reused buffer could change under a prefetched tensor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from segflow.engine.scheduler import Step, count_steps, schedule
+from segflow.errors import ConfigError, KeyNotFoundError, StoreError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    import zarr
+
+    from storage.base import Store
+    from storage.sequences import SequenceRepository
+
+__all__ = [
+    "ArrayChunks",
+    "ChunkSource",
+    "StepReader",
+    "ZarrChunks",
+    "make_dataset",
+    "reader_dataset",
+]
+
+FRAMES = "frames"
+LABELS = "labels"
+#: (sequence index, FRAMES or LABELS, chunk index): one unit of reading and caching.
+ChunkKey = tuple[int, str, int]
+#: Default number of reader threads: enough to overlap file reads with decoding on 2 cores.
+DEFAULT_WORKERS = 4
+#: Byte alignment of batch arrays: what TensorFlow needs to use NumPy memory in place.
+_ALIGN = 64
+
+
+class ChunkSource(Protocol):
+    """Time-chunked rows of one array: what :class:`StepReader` reads from."""
+
+    @property
+    def length(self) -> int:
+        """Number of readable rows."""
+
+    @property
+    def chunk_length(self) -> int:
+        """Rows per chunk (the last chunk may be shorter)."""
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """Shape of one row (a frame, a label)."""
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Dtype of the rows."""
+
+    def read_chunk(self, index: int) -> np.ndarray:
+        """Return rows ``[index * chunk_length, min((index + 1) * chunk_length, length))``."""
+
+
+@dataclass(frozen=True)
+class ArrayChunks:
+    """A :class:`ChunkSource` over an array already in memory (chunks are views, not copies).
+
+    Args:
+        array: The rows, time first.
+        chunk_length: Rows per chunk.
+    """
+
+    array: np.ndarray
+    chunk_length: int
+
+    @property
+    def length(self) -> int:
+        """Number of rows of the array."""
+        return int(self.array.shape[0])
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """Shape of one row."""
+        return tuple(int(n) for n in self.array.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Dtype of the array."""
+        return self.array.dtype
+
+    def read_chunk(self, index: int) -> np.ndarray:
+        """Return a view of chunk ``index``."""
+        start = index * self.chunk_length
+        return self.array[start : start + self.chunk_length]
+
+
+class ZarrChunks:
+    """A :class:`ChunkSource` over the first ``length`` rows of a Zarr array in a store.
+
+    Args:
+        store: The store holding the array (its keys are read for the fast path).
+        array: The array, opened from ``store.zarr_store()``.
+        length: Number of committed rows (the sequence's ``meta.length``).
+    """
+
+    def __init__(self, store: Store, array: zarr.Array, length: int) -> None:
+        self.length = length
+        self.chunk_length = int(array.chunks[0])
+        self.row_shape = tuple(int(n) for n in array.shape[1:])
+        self.dtype = np.dtype(array.dtype)
+        self._array = array
+        self._store = store
+        self._decoder = _ChunkDecoder.for_array(array)
+
+    @property
+    def fast(self) -> bool:
+        """Whether chunks are decoded directly (else read through ``array[start:stop]``)."""
+        return self._decoder is not None
+
+    def read_chunk(self, index: int) -> np.ndarray:
+        """Read and decode chunk ``index``, trimmed to ``length``."""
+        start = index * self.chunk_length
+        stop = min(start + self.chunk_length, self.length)
+        if self._decoder is None:
+            return self._array[start:stop]
+        return self._decoder.decode(self._store, index)[: stop - start]
+
+
+class _ChunkDecoder:
+    """Decodes one time chunk of a Zarr v3 array from its stored bytes.
+
+    It runs the array's own codec objects through their synchronous ``_decode_sync`` (what
+    zarr itself runs in a worker thread), in reverse order, as zarr does.
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        from zarr.core.buffer import default_buffer_prototype
+
+        async_array = array.async_array
+        pipeline = async_array.codec_pipeline
+        self._metadata = async_array.metadata
+        self._config = async_array.config
+        self._array_codec = pipeline.array_bytes_codec
+        self._bytes_codecs = tuple(reversed(pipeline.bytes_bytes_codecs))
+        self._prototype = default_buffer_prototype()
+        self._path = array.path
+        self._fill = (array.fill_value, array.dtype)
+        self._trailing = (0,) * (array.ndim - 1)
+
+    @classmethod
+    def for_array(cls, array: zarr.Array) -> _ChunkDecoder | None:
+        """Return a decoder if ``array`` has a layout it handles, else None (use zarr)."""
+        try:
+            pipeline = array.async_array.codec_pipeline
+            codecs = (pipeline.array_bytes_codec, *pipeline.bytes_bytes_codecs)
+            usable = (
+                array.async_array.metadata.zarr_format == 3
+                and not tuple(pipeline.array_array_codecs)
+                and all(hasattr(codec, "_decode_sync") for codec in codecs)
+                and tuple(array.chunks[1:]) == tuple(array.shape[1:])
+            )
+        except AttributeError:  # another zarr version: stay on the public path
+            return None
+        return cls(array) if usable else None
+
+    def decode(self, store: Store, index: int) -> np.ndarray:
+        """Return chunk ``index`` at its full chunk length."""
+        coords = (index, *self._trailing)
+        key = f"{self._path}/{self._metadata.encode_chunk_key(coords)}"
+        spec = self._metadata.get_chunk_spec(coords, self._config, self._prototype)
+        try:
+            raw = store.read_bytes(key)
+        except KeyNotFoundError:
+            # zarr does not write a chunk holding only the fill value (black frames, say).
+            fill_value, dtype = self._fill
+            return np.full(spec.shape, fill_value, dtype=dtype)
+        try:
+            data = self._prototype.buffer.from_bytes(raw)
+            for codec in self._bytes_codecs:
+                data = codec._decode_sync(data, spec)
+            return self._array_codec._decode_sync(data, spec).as_numpy_array()
+        except Exception as exc:  # a corrupt chunk: name it instead of a bare codec error
+            raise StoreError(
+                f"Chunk {key!r} in store {store.url!r} could not be decoded: {exc}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    id: str
+    frames: ChunkSource
+    labels: ChunkSource | None
+    per_sequence_labels: bool
+
+    @property
+    def length(self) -> int:
+        return self.frames.length
+
+
+class StepReader:
+    """Builds the batch of each step of the lane schedule over complete stored sequences.
+
+    Args:
+        repo: The repository to read.
+        ids: Sequence ids, in the order the schedule takes them; each must be complete.
+        lanes: Number of lanes B.
+        segment_length: Frames per step L (need not match the stored chunk length).
+        with_labels: Whether batches carry ``labels`` (every sequence must have labels).
+
+    Raises:
+        IncompleteSequenceError: If a sequence is not marked complete.
+        SequenceNotFoundError: If a sequence does not exist.
+        ConfigError: On an empty ``ids``, a bad ``lanes``/``segment_length``, sequences of
+            different frame shape, dtype or label shape, or missing labels.
+
+    Example::
+
+        reader = StepReader(repo, ["cam-1", "cam-2"], lanes=2, segment_length=32)
+        for step, batch in zip(reader.steps(), reader.iter_batches()):
+            ...
+    """
+
+    def __init__(
+        self,
+        repo: SequenceRepository,
+        ids: Sequence[str],
+        *,
+        lanes: int,
+        segment_length: int,
+        with_labels: bool = False,
+    ) -> None:
+        sequences = [_open_sequence(repo, sid, with_labels) for sid in ids]
+        self._setup(sequences, lanes, segment_length, with_labels)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        frames: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray] | None = None,
+        *,
+        lanes: int,
+        segment_length: int,
+        chunk_length: int | None = None,
+        per_sequence_labels: bool = False,
+    ) -> StepReader:
+        """Build a reader over sequences already in memory (tests, benchmarks, small data).
+
+        Args:
+            frames: One (T, *frame_shape) array per sequence.
+            labels: One array per sequence, (T, ...) or, if ``per_sequence_labels``, (1, ...).
+            lanes: Number of lanes B.
+            segment_length: Frames per step L.
+            chunk_length: Rows per chunk (default ``segment_length``); a chunk is a view.
+            per_sequence_labels: Whether each labels array is one row for the whole sequence.
+        """
+        if labels is not None and len(labels) != len(frames):
+            raise ConfigError(
+                f"Received {len(labels)} labels arrays for {len(frames)} frames arrays; "
+                "expected one per sequence."
+            )
+        chunk = chunk_length or segment_length
+        sequences = [
+            _Sequence(
+                id=str(i),
+                frames=ArrayChunks(np.asarray(f), chunk),
+                labels=None if labels is None else ArrayChunks(np.asarray(labels[i]), chunk),
+                per_sequence_labels=per_sequence_labels,
+            )
+            for i, f in enumerate(frames)
+        ]
+        reader = cls.__new__(cls)
+        reader._setup(sequences, lanes, segment_length, labels is not None)
+        return reader
+
+    def _setup(
+        self, sequences: list[_Sequence], lanes: int, segment_length: int, with_labels: bool
+    ) -> None:
+        if not sequences:
+            raise ConfigError("Received an empty list of sequence ids; expected at least one.")
+        self.lengths = tuple(s.length for s in sequences)
+        self.num_steps = count_steps(self.lengths, lanes, segment_length)  # validates both
+        self.ids = tuple(s.id for s in sequences)
+        self.lanes = lanes
+        self.segment_length = segment_length
+        self.with_labels = with_labels
+        self.frame_shape, self.frame_dtype = _row_layout(sequences, lambda s: s.frames, FRAMES)
+        self.label_shape = (
+            _row_layout(sequences, lambda s: s.labels, LABELS, same_dtype=False)[0]
+            if with_labels
+            else None
+        )
+        self._spec = self.batch_spec()
+        self._sequences = sequences
+        self._cache: dict[ChunkKey, np.ndarray] = {}
+        self._buffers = _BatchBuffers(self._spec)
+
+    # -- the schedule ----------------------------------------------------------------------
+
+    def steps(self, start_step: int = 0) -> Iterator[Step]:
+        """Return the schedule's steps from ``start_step`` (what each batch carries)."""
+        return schedule(self.lengths, self.lanes, self.segment_length, start_step=start_step)
+
+    def batch_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """Return ``{name: (shape, dtype)}`` of every array of a batch."""
+        b, length = self.lanes, self.segment_length
+        spec = {
+            FRAMES: ((b, length, *self.frame_shape), self.frame_dtype),
+            "mask": ((b, length), np.dtype(bool)),
+            "reset": ((b,), np.dtype(bool)),
+            "ends": ((b,), np.dtype(bool)),
+        }
+        if self.label_shape is not None:
+            spec[LABELS] = ((b, length, *self.label_shape), np.dtype(np.float32))
+        return spec
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read_step(self, step: Step) -> dict[str, np.ndarray]:
+        """Return the batch of ``step``, reading synchronously.
+
+        Chunks of the previous call stay cached, so reading steps in order reads each chunk
+        once. Not thread-safe; :meth:`iter_batches` is the fast way to read many steps.
+        """
+        needed = self._needed(step)
+        cache = self._cache
+        self._cache = {key: cache[key] if key in cache else self._read(key) for key in needed}
+        return self._assemble(step, self._cache.__getitem__, self._buffers)
+
+    def iter_batches(
+        self, start_step: int = 0, *, readahead: int = 2, workers: int = DEFAULT_WORKERS
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield the batch of every step from ``start_step`` on, in schedule order.
+
+        Args:
+            start_step: First step (a resume cursor); the batches equal the suffix of a full
+                pass from step 0.
+            readahead: Steps whose chunks are being read while a batch is assembled, beyond
+                the next one (which is always requested before a batch is handed out).
+                Memory holds about ``readahead + 2`` steps of chunks.
+            workers: Reader threads.
+
+        Raises:
+            ConfigError: On a negative ``readahead``, ``workers < 1`` or a bad ``start_step``
+                (raised here, not at the first ``next``).
+        """
+        if readahead < 0 or workers < 1:
+            raise ConfigError(
+                f"Received readahead={readahead!r}, workers={workers!r}; expected "
+                "readahead >= 0 and workers >= 1."
+            )
+        return self._iter_batches(self.steps(start_step), readahead, workers)
+
+    def _iter_batches(
+        self, steps: Iterator[Step], readahead: int, workers: int
+    ) -> Iterator[dict[str, np.ndarray]]:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segflow-read")
+        chunks = _Prefetcher(pool, self._read)
+        buffers = _BatchBuffers(self._spec)
+        try:
+            window = deque((s, chunks.acquire(self._needed(s))) for s in itertools.islice(steps, readahead + 1))
+            while window:
+                step, keys = window.popleft()
+                batch = self._assemble(step, chunks.get, buffers)
+                # Request the next step before releasing this one, so a chunk both need is
+                # kept rather than read again.
+                upcoming = next(steps, None)
+                if upcoming is not None:
+                    window.append((upcoming, chunks.acquire(self._needed(upcoming))))
+                chunks.release(keys)
+                yield batch
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, key: ChunkKey) -> np.ndarray:
+        sequence, field, index = key
+        source = self._sequences[sequence].frames if field == FRAMES else self._sequences[sequence].labels
+        assert source is not None  # keys for labels exist only with labels
+        return source.read_chunk(index)
+
+    def _needed(self, step: Step) -> list[ChunkKey]:
+        keys: list[ChunkKey] = []
+        for slot in step.slots:
+            if slot.sequence is None or slot.stop <= slot.start:
+                continue
+            seq = self._sequences[slot.sequence]
+            keys += _chunk_keys(slot.sequence, FRAMES, seq.frames.chunk_length, slot.start, slot.stop)
+            if not self.with_labels:
+                continue
+            if seq.per_sequence_labels:
+                keys.append((slot.sequence, LABELS, 0))
+            else:
+                assert seq.labels is not None
+                keys += _chunk_keys(slot.sequence, LABELS, seq.labels.chunk_length, slot.start, slot.stop)
+        return list(dict.fromkeys(keys))
+
+    def _assemble(
+        self, step: Step, get: Callable[[ChunkKey], np.ndarray], buffers: _BatchBuffers
+    ) -> dict[str, np.ndarray]:
+        # Arrays nothing else holds (see _BatchBuffers), so nothing handed out is rewritten.
+        # Writing the padding's zeros measured ~2x faster than np.zeros for every array.
+        batch = buffers.take()
+        for name in ("mask", "ends"):
+            batch[name][...] = False
+        for lane, slot in enumerate(step.slots):
+            batch["reset"][lane] = slot.reset
+            valid = max(slot.stop - slot.start, 0) if slot.sequence is not None else 0
+            batch["mask"][lane, :valid] = True
+            for name in (FRAMES, LABELS)[: 1 + self.with_labels]:
+                batch[name][lane, valid:] = 0
+            if valid:
+                self._fill_lane(batch, lane, slot.sequence, slot.start, slot.stop, get)
+        return batch
+
+    def _fill_lane(
+        self,
+        batch: dict[str, np.ndarray],
+        lane: int,
+        i: int,
+        start: int,
+        stop: int,
+        get: Callable[[ChunkKey], np.ndarray],
+    ) -> None:
+        seq = self._sequences[i]
+        batch["ends"][lane] = stop == seq.length
+        _copy_rows(batch[FRAMES][lane], lambda c: get((i, FRAMES, c)), seq.frames, start, stop)
+        if not self.with_labels:
+            return
+        assert seq.labels is not None  # checked when the reader was built
+        if seq.per_sequence_labels:
+            batch[LABELS][lane, : stop - start] = get((i, LABELS, 0))[0]
+        else:
+            _copy_rows(batch[LABELS][lane], lambda c: get((i, LABELS, c)), seq.labels, start, stop)
+
+
+class _BatchBuffers:
+    """Batch arrays carved from one 64-byte-aligned block, recycled once nothing uses them.
+
+    TensorFlow wraps aligned NumPy memory in a tensor without copying it (less aligned memory
+    it copies; NumPy only guarantees 16 bytes) and keeps the array referenced while the tensor
+    lives. So a block is handed out again only when its reference count shows that no array,
+    view or tensor made from it is alive. Measured per 12 MB batch through ``from_generator``:
+    ~2 ms less than a copy, and ~2 ms less than fresh memory (page faults).
+
+    Args:
+        spec: ``{name: (shape, dtype)}`` of the arrays of one batch.
+        keep: Idle blocks kept at most; beyond that, blocks are simply freed.
+    """
+
+    def __init__(self, spec: dict[str, tuple[tuple[int, ...], np.dtype[Any]]], keep: int = 8) -> None:
+        self._layout = []
+        offset = 0
+        for name, (shape, dtype) in spec.items():
+            self._layout.append((name, shape, dtype, offset))
+            offset += -(-_nbytes(shape, dtype) // _ALIGN) * _ALIGN
+        self._nbytes = offset
+        self._keep = keep
+        self._blocks: list[np.ndarray] = []
+        # What an idle block's count is, measured the way take() measures it.
+        for block in [np.empty(1, np.uint8)]:
+            self._idle_refs = sys.getrefcount(block)
+
+    def take(self) -> dict[str, np.ndarray]:
+        """Return uninitialised batch arrays that nothing else references."""
+        for block in self._blocks:
+            if sys.getrefcount(block) <= self._idle_refs:
+                break
+        else:
+            block = np.empty(self._nbytes + _ALIGN, np.uint8)
+            if len(self._blocks) < self._keep:
+                self._blocks.append(block)
+        start = -block.ctypes.data % _ALIGN
+        return {
+            name: block[start + offset : start + offset + _nbytes(shape, dtype)]
+            .view(dtype)
+            .reshape(shape)
+            for name, shape, dtype, offset in self._layout
+        }
+
+
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+class _Prefetcher:
+    """Chunk reads submitted ahead to a thread pool, shared by every step that needs them."""
+
+    def __init__(self, pool: ThreadPoolExecutor, read: Callable[[ChunkKey], np.ndarray]) -> None:
+        self._pool = pool
+        self._read = read
+        self._futures: dict[ChunkKey, Future[np.ndarray]] = {}
+        self._users: Counter[ChunkKey] = Counter()
+
+    def acquire(self, keys: list[ChunkKey]) -> list[ChunkKey]:
+        """Start reading the chunks not yet requested; return ``keys``."""
+        for key in keys:
+            if key not in self._futures:
+                self._futures[key] = self._pool.submit(self._read, key)
+            self._users[key] += 1
+        return keys
+
+    def get(self, key: ChunkKey) -> np.ndarray:
+        """Wait for a chunk (re-raising its read error, if any)."""
+        return self._futures[key].result()
+
+    def release(self, keys: list[ChunkKey]) -> None:
+        """Drop the chunks no requested step needs any more."""
+        for key in keys:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._futures[key]
+
+
+def _chunk_keys(sequence: int, field: str, chunk_length: int, start: int, stop: int) -> list[ChunkKey]:
+    return [(sequence, field, c) for c in range(start // chunk_length, (stop - 1) // chunk_length + 1)]
+
+
+def _copy_rows(
+    out: np.ndarray, chunk: Callable[[int], np.ndarray], source: ChunkSource, start: int, stop: int
+) -> None:
+    """Copy rows ``[start, stop)`` of ``source`` (chunks from ``chunk``) to ``out[: stop - start]``."""
+    chunk_length = source.chunk_length
+    position = start
+    while position < stop:
+        index, offset = divmod(position, chunk_length)
+        end = min(stop, (index + 1) * chunk_length)
+        out[position - start : end - start] = chunk(index)[offset : offset + end - position]
+        position = end
+
+
+def _open_sequence(repo: SequenceRepository, sequence_id: str, with_labels: bool) -> _Sequence:
+    meta = repo.require_complete(sequence_id)
+    frames = repo.frames(sequence_id, require_complete=False)
+    _check_rows(repo, sequence_id, FRAMES, frames, meta.length)
+    labels, per_sequence = None, meta.label_kind == "per_sequence"
+    if with_labels:
+        array = repo.labels(sequence_id)
+        if array is None:
+            raise ConfigError(
+                f"Sequence {sequence_id!r} in store {repo.store.url!r} has no labels; "
+                "expected labels for every sequence since with_labels=True."
+            )
+        rows = 1 if per_sequence else meta.length
+        _check_rows(repo, sequence_id, LABELS, array, rows)
+        labels = ZarrChunks(repo.store, array, rows)
+    return _Sequence(sequence_id, ZarrChunks(repo.store, frames, meta.length), labels, per_sequence)
+
+
+def _check_rows(repo: SequenceRepository, sequence_id: str, name: str, array: zarr.Array, rows: int) -> None:
+    if array.shape[0] < rows:
+        raise StoreError(
+            f"Sequence {sequence_id!r} in store {repo.store.url!r}: its {name} array has "
+            f"{array.shape[0]} rows, expected at least {rows}."
+        )
+
+
+def _row_layout(
+    sequences: list[_Sequence],
+    source: Callable[[_Sequence], ChunkSource | None],
+    name: str,
+    *,
+    same_dtype: bool = True,
+) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Return the row shape and dtype shared by every sequence's ``name`` array.
+
+    With ``same_dtype=False`` only shapes must agree (labels are cast to float32 anyway).
+    """
+    first: tuple[str, tuple[int, ...], np.dtype[Any]] | None = None
+    for seq in sequences:
+        chunks = source(seq)
+        if chunks is None:
+            raise ConfigError(
+                f"Sequence {seq.id!r} has no {name}; expected {name} for every sequence."
+            )
+        if first is None:
+            first = (seq.id, chunks.row_shape, chunks.dtype)
+        elif (chunks.row_shape, chunks.dtype) != first[1:]:
+            raise ConfigError(
+                f"Sequence {seq.id!r} has {name} rows of shape {chunks.row_shape} and dtype "
+                f"{chunks.dtype}; expected those of sequence {first[0]!r}: {first[1]} and "
+                f"{first[2]}."
+            )
+    assert first is not None
+    return first[1], first[2]
+
+
+# -- TensorFlow -----------------------------------------------------------------------------
+
+
+def make_dataset(
+    repo: SequenceRepository,
+    ids: Sequence[str],
+    *,
+    lanes: int,
+    segment_length: int,
+    with_labels: bool,
+    start_step: int = 0,
+    prefetch: int = 2,
+    readahead: int = 2,
+    workers: int = DEFAULT_WORKERS,
+) -> tf.data.Dataset:
+    """Return a dataset of the schedule's batches, read from ``repo``, in schedule order.
+
+    The sequences are opened (and checked complete) here, not at the first batch. Every
+    element has the fixed shapes of :meth:`StepReader.batch_spec`, so a step function traces
+    once; the dataset's cardinality is the number of steps from ``start_step``.
+
+    Args:
+        repo: The repository to read.
+        ids: Sequence ids, in the order the schedule takes them.
+        lanes: Number of lanes B.
+        segment_length: Frames per step L.
+        with_labels: Whether batches carry ``labels``.
+        start_step: First step (a resume cursor).
+        prefetch: Batches ``tf.data`` keeps ready ahead of the consumer.
+        readahead: Steps of chunks read ahead by the reader threads (see
+            :meth:`StepReader.iter_batches`).
+        workers: Reader threads.
+
+    Raises:
+        IncompleteSequenceError: If a sequence is not marked complete.
+        ConfigError: On invalid arguments (see :class:`StepReader`).
+    """
+    reader = StepReader(
+        repo, ids, lanes=lanes, segment_length=segment_length, with_labels=with_labels
+    )
+    return reader_dataset(
+        reader, start_step=start_step, prefetch=prefetch, readahead=readahead, workers=workers
+    )
+
+
+def reader_dataset(
+    reader: StepReader,
+    *,
+    start_step: int = 0,
+    prefetch: int = 2,
+    readahead: int = 2,
+    workers: int = DEFAULT_WORKERS,
+) -> tf.data.Dataset:
+    """Return a dataset of ``reader``'s batches from ``start_step`` (see :func:`make_dataset`)."""
+    import tensorflow as tf
+
+    reader.steps(start_step)  # a bad start_step fails here rather than inside tf.data
+    signature = {
+        name: tf.TensorSpec(shape, tf.as_dtype(dtype), name=name)
+        for name, (shape, dtype) in reader.batch_spec().items()
+    }
+    dataset = tf.data.Dataset.from_generator(
+        lambda: reader.iter_batches(start_step, readahead=readahead, workers=workers),
+        output_signature=signature,
+    )
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(reader.num_steps - start_step))
+    return dataset.prefetch(prefetch)

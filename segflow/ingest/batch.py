@@ -1,0 +1,65 @@
+"""Ingesting many sources: discovery, id assignment and per-source error capture (pure)."""
+
+from __future__ import annotations
+
+from segflow import progress
+from segflow.config import IngestParams
+from segflow.errors import ConfigError, SegflowError
+from segflow.ids import id_from_name
+from segflow.ingest.run import IngestResult, ingest_source
+from segflow.sources.discover import discover
+from storage import open_store
+from storage.sequences import SequenceRepository
+
+
+def plan_sources(params: IngestParams) -> list[tuple[str, str]]:
+    """Expand ``params.sources`` and pair each source with its sequence id.
+
+    Raises:
+        SourceNotFoundError: If a path, glob or prefix matches nothing.
+        ConfigError: If ``sequence_id`` or ``labels`` is given for several sources, or two
+            sources would land in the same sequence.
+    """
+    open_store(params.store.url, params.store.storage_options)  # a bad store URL fails first
+    uris = discover(list(params.sources), storage_options=params.store.storage_options)
+    if (params.sequence_id or params.labels) and len(uris) != 1:
+        raise ConfigError(
+            f"--id and --labels apply to one source, but {len(uris)} sources were given: "
+            f"{uris[:5]}{'...' if len(uris) > 5 else ''}."
+        )
+    pairs = [(u, params.sequence_id or id_from_name(u.rstrip("/"))) for u in uris]
+    _check_unique_ids(pairs, append=params.append)
+    return pairs
+
+
+def _check_unique_ids(pairs: list[tuple[str, str]], *, append: bool) -> None:
+    seen: dict[str, str] = {}
+    for uri, sequence_id in pairs:
+        if sequence_id in seen and not append:
+            raise ConfigError(
+                f"Sources {seen[sequence_id]!r} and {uri!r} would both become sequence "
+                f"{sequence_id!r}; rename one or ingest them separately with --id."
+            )
+        seen[sequence_id] = uri
+
+
+def ingest_one(uri: str, sequence_id: str, params: IngestParams) -> IngestResult:
+    """Ingest one source, turning a segflow error into a ``failed`` result."""
+    repo = SequenceRepository(open_store(params.store.url, params.store.storage_options))
+    on_frames = progress.frames_callback(sequence_id)
+    try:
+        return ingest_source(
+            uri,
+            repo,
+            sequence_id=sequence_id,
+            labels_path=params.labels,
+            append=params.append,
+            force=params.force,
+            source_config=params.source,
+            write_config=params.write,
+            on_frames=on_frames,
+        )
+    except SegflowError as error:
+        return IngestResult(uri, sequence_id, "failed", message=str(error))
+    finally:
+        progress.finish(sequence_id)

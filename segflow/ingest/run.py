@@ -1,0 +1,397 @@
+"""Ingesting one source into one sequence: probe, plan, write, mark complete (Prefect-free)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from segflow.config import SourceConfig, WriteConfig
+from segflow.errors import ConfigError, SegflowError, SourceError
+from segflow.ids import id_from_name, validate_id
+from segflow.ingest.plan import IngestPlan, plan_ingest
+from segflow.ingest.writer import BlockWriter
+from segflow.sources.base import FrameBlock, Source, SourceProbe
+from segflow.sources.discover import open_source
+from segflow.sources.labels import load_labels, sidecar_labels
+from storage.sequences import SequenceMeta, SequenceRepository, sequence_path
+
+Status = Literal["written", "appended", "skipped", "failed"]
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The outcome of ingesting one source."""
+
+    source: str
+    sequence_id: str
+    status: Status
+    frames: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return dict(self.__dict__)
+
+
+def ingest_source(
+    uri: str,
+    repo: SequenceRepository,
+    *,
+    sequence_id: str | None = None,
+    labels_path: str | None = None,
+    append: bool = False,
+    force: bool = False,
+    source_config: SourceConfig = SourceConfig(),
+    write_config: WriteConfig = WriteConfig(),
+    on_frames: ProgressCallback | None = None,
+) -> IngestResult:
+    """Ingest the source at ``uri`` into ``repo`` as sequence ``sequence_id``.
+
+    Idempotent (an unchanged, complete sequence is skipped), resumable (an interrupted write
+    continues from its last durable block) and safe (a changed source is written to staging
+    and swapped in only when whole, so bad input never damages a complete sequence).
+
+    Args:
+        uri: Path or URL of the source.
+        repo: The sequence repository to write to.
+        sequence_id: Target id; default derived from the source's file name.
+        labels_path: Label file; default a ``<stem>.labels.npy|csv`` sidecar if present.
+        append: Append the frames to the existing sequence instead of replacing it.
+        force: Re-ingest even if the source is unchanged.
+        source_config: Decoding options.
+        write_config: Layout and write options.
+        on_frames: Called with the number of frames written by each block.
+
+    Returns:
+        The result (``written``, ``appended`` or ``skipped``).
+
+    Raises:
+        SourceError: If the source or its labels are invalid; nothing is marked complete.
+        ConfigError: If the id or options are invalid, or an append does not fit.
+    """
+    started = time.perf_counter()
+    target = id_from_name(uri.rstrip("/")) if sequence_id is None else validate_id(sequence_id)
+    source = open_source(uri, options=source_config)
+    probe = source.probe()
+    labels = _external_labels(labels_path or sidecar_labels(uri), probe)
+    plan = _plan(repo, target, probe, write_config, append=append, force=force)
+    if plan.action == "skip":
+        return IngestResult(uri, target, "skipped", message=plan.reason)
+    frames = _execute(repo, target, source, probe, labels, plan, write_config, on_frames)
+    seconds = time.perf_counter() - started
+    nbytes = frames * int(np.prod(probe.frame_shape)) * probe.dtype.itemsize
+    status: Status = "appended" if plan.action == "append" else "written"
+    return IngestResult(uri, target, status, frames, nbytes, seconds, plan.reason)
+
+
+def _external_labels(path: str | None, probe: SourceProbe) -> np.ndarray | None:
+    if path is None:
+        return None
+    labels = load_labels(path)
+    per_sequence = len(labels) == 1
+    if probe.length is not None and not per_sequence and len(labels) != probe.length:
+        raise SourceError(
+            f"Label file {path!r} has {len(labels)} labels but source {probe.uri!r} has "
+            f"{probe.length} frames: expected one label per frame or a single label."
+        )
+    return labels
+
+
+def _plan(
+    repo: SequenceRepository,
+    target: str,
+    probe: SourceProbe,
+    write_config: WriteConfig,
+    *,
+    append: bool,
+    force: bool,
+) -> IngestPlan:
+    existing = repo.meta(target) if repo.exists(target) else None
+    staged = repo.meta(target, staging=True) if repo.exists(target, staging=True) else None
+    compatible = existing is not None and _compatible(repo, target, probe, write_config)
+    if append and existing is not None and not compatible:
+        info = repo.info(target)
+        raise ConfigError(
+            f"Cannot append source {probe.uri!r} to sequence {target!r}: expected frames of "
+            f"shape {info.frame_shape} and dtype {info.dtype} with segment length "
+            f"{existing.segment_length}, got shape {probe.frame_shape}, dtype {probe.dtype}, "
+            f"segment length {write_config.segment_length}."
+        )
+    if append and existing is not None and not existing.complete:
+        raise ConfigError(
+            f"Cannot append to sequence {target!r}: it is not complete; re-run its ingest first."
+        )
+    return plan_ingest(
+        probe.fingerprint,
+        existing=existing,
+        staged=staged,
+        compatible=compatible,
+        append=append,
+        force=force,
+    )
+
+
+def _compatible(
+    repo: SequenceRepository, target: str, probe: SourceProbe, write_config: WriteConfig
+) -> bool:
+    frames = repo.group(target)["frames"]
+    return (
+        tuple(frames.shape[1:]) == tuple(probe.frame_shape)
+        and np.dtype(frames.dtype) == np.dtype(probe.dtype)
+        and frames.chunks[0] == write_config.segment_length
+    )
+
+
+def _execute(
+    repo: SequenceRepository,
+    target: str,
+    source: Source,
+    probe: SourceProbe,
+    labels: np.ndarray | None,
+    plan: IngestPlan,
+    write_config: WriteConfig,
+    on_frames: ProgressCallback | None,
+) -> int:
+    if plan.action == "append":
+        return _append(repo, target, source, probe, labels, plan, write_config, on_frames)
+    if plan.start == 0:
+        _create(repo, target, probe, labels, write_config, staging=plan.staging)
+    meta = repo.meta(target, staging=plan.staging)
+    try:
+        total = _write_blocks(
+            repo, target, source, probe, labels, plan, write_config, on_frames, offset=0
+        )
+        _check_label_count(labels, total, probe)
+    except SegflowError:
+        if plan.start == 0:  # a fresh write of bad input leaves nothing behind
+            repo.store.delete_prefix(sequence_path(target, staging=plan.staging))
+        raise
+    done = meta.replace(
+        length=total, frames_written=total, complete=True, sources=(_source_record(probe, 0, total),)
+    )
+    repo.write_meta(target, done, staging=plan.staging)
+    if plan.staging:
+        repo.promote(target)
+    return total - plan.start
+
+
+def _append(
+    repo: SequenceRepository,
+    target: str,
+    source: Source,
+    probe: SourceProbe,
+    labels: np.ndarray | None,
+    plan: IngestPlan,
+    write_config: WriteConfig,
+    on_frames: ProgressCallback | None,
+) -> int:
+    meta = repo.meta(target)
+    if meta.label_kind == "per_frame" and labels is None and probe.label_shape is None:
+        raise SourceError(
+            f"Cannot append source {probe.uri!r} to sequence {target!r}: the sequence has "
+            f"per-frame labels but the source has none (pass --labels)."
+        )
+    pending = {"fingerprint": probe.fingerprint, "uri": probe.uri, "frames_written": plan.start}
+    if meta.pending_append is None or plan.start == 0:
+        _truncate(repo, target, meta.length)  # drop any half-appended frames of another source
+    repo.write_meta(target, meta.replace(pending_append=pending))
+    total = _write_blocks(
+        repo, target, source, probe, labels, plan, write_config, on_frames, offset=meta.length
+    )
+    _check_label_count(labels, total, probe)
+    record = _source_record(probe, meta.length, meta.length + total)
+    repo.write_meta(
+        target,
+        meta.replace(
+            length=meta.length + total,
+            frames_written=meta.length + total,
+            pending_append=None,
+            sources=(*meta.sources, record),
+        ),
+    )
+    return total - plan.start
+
+
+def _truncate(repo: SequenceRepository, target: str, length: int) -> None:
+    group = repo.group(target)
+    for name in ("frames", "labels", "timestamps"):
+        if name in group and group[name].shape[0] > length and group[name].shape[0] != 1:
+            array = group[name]
+            array.resize((length, *array.shape[1:]))
+
+
+def _create(
+    repo: SequenceRepository,
+    target: str,
+    probe: SourceProbe,
+    labels: np.ndarray | None,
+    write_config: WriteConfig,
+    *,
+    staging: bool,
+) -> None:
+    label_shape, label_dtype, label_kind = _label_layout(labels, probe)
+    meta = SequenceMeta(
+        segment_length=write_config.segment_length,
+        source_uri=probe.uri,
+        fingerprint=probe.fingerprint,
+        frame_rate=probe.frame_rate,
+        sample_interval=probe.sample_interval,
+        start_time=probe.start_time,
+        partition=probe.partition,
+        label_kind=label_kind,
+    )
+    group = repo.create(
+        target,
+        frame_shape=probe.frame_shape,
+        dtype=probe.dtype,
+        meta=meta,
+        compression=write_config.compression,
+        label_shape=label_shape,
+        label_dtype=label_dtype,
+        with_timestamps=probe.has_timestamps,
+        staging=staging,
+    )
+    if label_kind == "per_sequence" and labels is not None:
+        group["labels"][0:1] = labels[:1]
+
+
+def _label_layout(
+    labels: np.ndarray | None, probe: SourceProbe
+) -> tuple[tuple[int, ...] | None, Any, str | None]:
+    if labels is not None:
+        kind = "per_sequence" if len(labels) == 1 else "per_frame"
+        return tuple(labels.shape[1:]), labels.dtype, kind
+    if probe.label_shape is not None:
+        return probe.label_shape, probe.label_dtype, "per_frame"
+    return None, None, None
+
+
+def _write_blocks(
+    repo: SequenceRepository,
+    target: str,
+    source: Source,
+    probe: SourceProbe,
+    labels: np.ndarray | None,
+    plan: IngestPlan,
+    write_config: WriteConfig,
+    on_frames: ProgressCallback | None,
+    *,
+    offset: int,
+) -> int:
+    """Write every block from ``plan.start`` on; return the source's total frame count."""
+    group = repo.group(target, staging=plan.staging)
+    per_frame = labels is None or len(labels) != 1
+    hint = None if probe.length is None else offset + probe.length
+    progress = _progress_recorder(repo, target, plan, offset)
+    writer = BlockWriter(
+        group,
+        offset=offset,
+        capacity_hint=hint,
+        workers=write_config.write_workers,
+        on_progress=progress,
+        per_frame_labels=per_frame,
+    )
+    block_frames = _block_frames(probe, write_config)
+    stop = plan.start
+    time_offset = _time_offset(repo, target, offset) if probe.has_timestamps else 0.0
+    try:
+        for block in source.blocks(block_frames, start=plan.start):
+            _check_block(block, probe)
+            block_labels = _block_labels(block, labels, per_frame, probe)
+            stamps = None if block.timestamps is None else block.timestamps + time_offset
+            writer.write(block, block_labels, stamps)
+            stop = block.stop
+            if on_frames is not None:
+                on_frames(len(block.frames))
+    except BaseException:
+        writer.abort()
+        raise
+    if stop == 0:
+        writer.abort()
+        raise SourceError(f"Source {probe.uri!r} is empty: it holds zero frames.")
+    writer.close(offset + stop)
+    return stop
+
+
+def _progress_recorder(
+    repo: SequenceRepository, target: str, plan: IngestPlan, offset: int
+) -> Callable[[int], None]:
+    """Return a callback that records durable progress in the sequence's meta."""
+
+    def record(source_frames: int) -> None:
+        meta = repo.meta(target, staging=plan.staging)
+        if plan.action == "append":
+            pending = dict(meta.pending_append or {}, frames_written=source_frames)
+            repo.write_meta(target, meta.replace(pending_append=pending))
+        else:
+            repo.write_meta(target, meta.replace(frames_written=source_frames), staging=plan.staging)
+
+    return record
+
+
+def _block_frames(probe: SourceProbe, write_config: WriteConfig) -> int:
+    frame_bytes = max(1, int(np.prod(probe.frame_shape)) * probe.dtype.itemsize)
+    segment_bytes = frame_bytes * write_config.segment_length
+    segments = max(1, write_config.block_bytes // segment_bytes)
+    return segments * write_config.segment_length
+
+
+def _check_block(block: FrameBlock, probe: SourceProbe) -> None:
+    frames = block.frames
+    if tuple(frames.shape[1:]) != tuple(probe.frame_shape):
+        raise SourceError(
+            f"Source {probe.uri!r}: frame {block.start} has shape {tuple(frames.shape[1:])}, "
+            f"expected {tuple(probe.frame_shape)} like the first frame."
+        )
+    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        bad = int(np.argwhere(~np.isfinite(frames.reshape(len(frames), -1)))[0][0])
+        raise SourceError(
+            f"Source {probe.uri!r}: frame {block.start + bad} contains NaN or inf values; "
+            f"expected finite numbers."
+        )
+
+
+def _block_labels(
+    block: FrameBlock, labels: np.ndarray | None, per_frame: bool, probe: SourceProbe
+) -> np.ndarray | None:
+    if labels is None:
+        return block.labels
+    if not per_frame:
+        return None
+    if block.stop > len(labels):
+        raise SourceError(
+            f"Source {probe.uri!r} has more frames ({block.stop} so far) than its label file "
+            f"has labels ({len(labels)}): expected one label per frame."
+        )
+    return labels[block.start : block.stop]
+
+
+def _check_label_count(labels: np.ndarray | None, frames: int, probe: SourceProbe) -> None:
+    if labels is not None and len(labels) not in (1, frames):
+        raise SourceError(
+            f"Label file for source {probe.uri!r} has {len(labels)} labels but the source has "
+            f"{frames} frames: expected one label per frame or a single label."
+        )
+
+
+def _time_offset(repo: SequenceRepository, target: str, offset: int) -> float:
+    """Timestamp of an appended source's first frame: one interval after the last frame."""
+    if offset == 0:
+        return 0.0
+    group = repo.group(target)
+    if "timestamps" not in group:
+        return 0.0
+    stamps = group["timestamps"][max(0, offset - 2) : offset]
+    step = float(stamps[-1] - stamps[-2]) if len(stamps) == 2 else 0.0
+    return float(stamps[-1]) + step if len(stamps) else 0.0
+
+
+def _source_record(probe: SourceProbe, start: int, stop: int) -> dict[str, Any]:
+    return {"uri": probe.uri, "fingerprint": probe.fingerprint, "start": start, "stop": stop}

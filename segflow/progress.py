@@ -1,0 +1,48 @@
+"""A process-wide hook through which long-running core code reports progress.
+
+Flows run tasks in the same process (thread task runner), so the CLI installs a reporter
+(a Rich progress bar) and the core reports frames to it; with no reporter installed,
+reporting does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    """Receives progress events."""
+
+    def start(self, name: str, total: int | None) -> None:
+        """A unit of work ``name`` started; ``total`` frames if known."""
+
+    def advance(self, name: str, frames: int) -> None:
+        """``frames`` more frames of ``name`` are done."""
+
+    def finish(self, name: str) -> None:
+        """``name`` is finished."""
+
+
+_reporter: Reporter | None = None
+
+
+def set_reporter(reporter: Reporter | None) -> None:
+    """Install ``reporter`` (or remove it with None)."""
+    global _reporter
+    _reporter = reporter
+
+
+def frames_callback(name: str, total: int | None = None) -> Callable[[int], None]:
+    """Announce ``name`` and return a callback that advances it by a number of frames."""
+    reporter = _reporter
+    if reporter is None:
+        return lambda frames: None
+    reporter.start(name, total)
+    return lambda frames: reporter.advance(name, frames)
+
+
+def finish(name: str) -> None:
+    """Mark ``name`` finished on the installed reporter, if any."""
+    if _reporter is not None:
+        _reporter.finish(name)

@@ -1,0 +1,82 @@
+"""What the concrete sources share: argument checks, fingerprint caching, partition lookup."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from segflow.errors import ConfigError
+from segflow.fingerprint import Fingerprint
+from segflow.sources.base import Source
+
+_DATE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=)?(\d{4})-(\d{2})-(\d{2})$")
+
+
+def partition_of(uri: str) -> str | None:
+    """Return the ``YYYY-MM-DD`` partition named by a path component of ``uri``, if any.
+
+    Directory components and the file's stem are searched, innermost first; Hive-style
+    ``date=YYYY-MM-DD`` components count too. Impossible dates (month 13) are ignored.
+
+    >>> partition_of("s3://bucket/archive/2026-01-31/cam.mp4")
+    '2026-01-31'
+    >>> partition_of("/data/day=2026-02-01/run-7/cam.mp4")
+    '2026-02-01'
+    >>> partition_of("/data/cam.mp4") is None
+    True
+    """
+    parts = uri.split("://", 1)[-1].replace("\\", "/").rstrip("/").split("/")
+    parts[-1] = parts[-1].split(".", 1)[0]
+    for part in reversed(parts):
+        match = _DATE.match(part)
+        if match and 1 <= int(match[2]) <= 12 and 1 <= int(match[3]) <= 31:
+            return f"{match[1]}-{match[2]}-{match[3]}"
+    return None
+
+
+def check_block_args(block_frames: int, start: int) -> None:
+    """Raise :class:`ConfigError` unless ``block_frames > 0`` and ``start >= 0``."""
+    if not isinstance(block_frames, int) or isinstance(block_frames, bool) or block_frames <= 0:
+        raise ConfigError(f"Invalid block_frames {block_frames!r}: expected a positive integer.")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ConfigError(f"Invalid start {start!r}: expected a non-negative integer.")
+
+
+class FingerprintedSource(Source):
+    """A :class:`Source` that computes its fingerprint once and can reuse a recorded one.
+
+    Args:
+        uri: The source's path or URL.
+        storage_options: fsspec options for remote sources.
+        known: The :meth:`fingerprint_record` of a previous run over the same source; when
+            the source's size and modification time match, its content is not re-hashed.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        known: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.uri = str(uri)
+        self.storage_options = dict(storage_options or {})
+        self._known = dict(known) if known else None
+        self._fingerprint: Fingerprint | None = None
+
+    def fingerprint(self) -> Fingerprint:
+        """Return the source's fingerprint (computed on first use, then cached)."""
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint(self._known)
+        return self._fingerprint
+
+    def fingerprint_record(self) -> dict[str, Any]:
+        """Return a record to store and pass back as ``known`` on a later run."""
+        return self.fingerprint().record()
+
+    def _compute_fingerprint(self, known: Mapping[str, Any] | None) -> Fingerprint:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers around segflow's Prefect-free core functions."""

@@ -1,0 +1,179 @@
+"""Ingest core: layout, idempotence, safe replacement, append, resume and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segflow.config import WriteConfig
+from segflow.errors import (
+    ConfigError,
+    IncompleteSequenceError,
+    InvalidIdError,
+    SegflowError,
+    SourceError,
+)
+from segflow.ingest import ingest_source
+from storage import open_store
+from storage.sequences import SequenceRepository
+
+
+def frames(n: int, shape=(6, 5, 3), dtype="uint8", seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return rng.normal(size=(n, *shape)).astype(dtype)
+    return rng.integers(0, 255, size=(n, *shape), dtype=dtype)
+
+
+def save(path: Path, array: np.ndarray) -> str:
+    np.save(path, array)
+    return str(path)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> SequenceRepository:
+    return SequenceRepository(open_store(tmp_path / "store"))
+
+
+def write(segment_length: int = 4, **kw) -> WriteConfig:
+    return WriteConfig(segment_length=segment_length, block_bytes=1, **kw)
+
+
+def test_npy_roundtrip_layout(tmp_path: Path, repo: SequenceRepository) -> None:
+    data = frames(23)
+    result = ingest_source(save(tmp_path / "clip.npy", data), repo, write_config=write())
+    assert (result.status, result.sequence_id, result.frames) == ("written", "clip", 23)
+    info = repo.info("clip")
+    assert info.complete and info.length == 23
+    assert info.chunks == (4, 6, 5, 3)
+    assert info.dimension_names == ("time", "height", "width", "channel")
+    np.testing.assert_array_equal(repo.frames("clip")[:23], data)
+    assert info.meta.fingerprint and info.meta.source_uri.endswith("clip.npy")
+    codecs = json.loads(repo.store.read_bytes("sequences/clip/frames/zarr.json"))["codecs"]
+    assert [c["name"] for c in codecs][-1] == "crc32c"
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "none"])
+def test_float_series_each_compression(tmp_path: Path, repo, compression) -> None:
+    data = frames(50, shape=(7,), dtype="float32")
+    ingest_source(save(tmp_path / "s.npy", data), repo, write_config=write(8, compression=compression))
+    assert repo.info("s").dimension_names == ("time", "feature")
+    np.testing.assert_array_equal(repo.frames("s")[:], data)
+
+
+def test_rerun_skips_unchanged(tmp_path: Path, repo) -> None:
+    path = save(tmp_path / "a.npy", frames(10))
+    ingest_source(path, repo, write_config=write())
+    mtime = (repo.store.root / "sequences/a/frames/zarr.json").stat().st_mtime_ns
+    again = ingest_source(path, repo, write_config=write())
+    assert again.status == "skipped"
+    assert (repo.store.root / "sequences/a/frames/zarr.json").stat().st_mtime_ns == mtime
+
+
+def test_changed_source_is_replaced(tmp_path: Path, repo) -> None:
+    path = tmp_path / "a.npy"
+    save(path, frames(10, seed=1))
+    ingest_source(str(path), repo, write_config=write())
+    new = frames(13, seed=2)
+    save(path, new)
+    assert ingest_source(str(path), repo, write_config=write()).status == "written"
+    assert repo.info("a").length == 13
+    np.testing.assert_array_equal(repo.frames("a")[:], new)
+    assert not repo.exists("a", staging=True)
+
+
+def test_bad_replacement_leaves_complete_sequence_untouched(tmp_path: Path, repo) -> None:
+    path = tmp_path / "a.npy"
+    good = frames(12, shape=(3,), dtype="float32")
+    save(path, good)
+    ingest_source(str(path), repo, write_config=write())
+    bad = good.copy()
+    bad[9, 1] = np.nan
+    save(path, bad)
+    with pytest.raises(SourceError, match=r"a\.npy.*frame 9.*NaN"):
+        ingest_source(str(path), repo, write_config=write())
+    assert repo.info("a").complete
+    np.testing.assert_array_equal(repo.frames("a")[:], good)
+
+
+def test_nan_in_new_sequence_leaves_nothing(tmp_path: Path, repo) -> None:
+    bad = frames(9, shape=(3,), dtype="float64")
+    bad[7, 0] = np.inf
+    with pytest.raises(SourceError, match="frame 7"):
+        ingest_source(save(tmp_path / "b.npy", bad), repo, write_config=write())
+    assert not repo.exists("b")
+
+
+def test_append_keeps_alignment_and_skips_repeat(tmp_path: Path, repo) -> None:
+    first, second = frames(10, seed=1), frames(7, seed=2)
+    ingest_source(save(tmp_path / "p1.npy", first), repo, sequence_id="cam", write_config=write())
+    p2 = save(tmp_path / "p2.npy", second)
+    result = ingest_source(p2, repo, sequence_id="cam", append=True, write_config=write())
+    assert (result.status, result.frames) == ("appended", 7)
+    info = repo.info("cam")
+    assert info.length == 17 and info.complete and info.chunks[0] == 4
+    np.testing.assert_array_equal(repo.frames("cam")[:], np.concatenate([first, second]))
+    assert [s["stop"] for s in info.meta.sources] == [10, 17]
+    again = ingest_source(p2, repo, sequence_id="cam", append=True, write_config=write())
+    assert again.status == "skipped" and repo.info("cam").length == 17
+
+
+def test_append_of_other_shape_is_refused(tmp_path: Path, repo) -> None:
+    ingest_source(save(tmp_path / "p1.npy", frames(8)), repo, sequence_id="cam", write_config=write())
+    other = save(tmp_path / "p2.npy", frames(8, shape=(2, 2, 3)))
+    with pytest.raises(ConfigError, match="Cannot append"):
+        ingest_source(other, repo, sequence_id="cam", append=True, write_config=write())
+    assert repo.info("cam").length == 8
+
+
+def test_labels_per_frame_and_per_sequence(tmp_path: Path, repo) -> None:
+    data = frames(11)
+    labels = np.arange(11, dtype="int8") % 2
+    labels_path = save(tmp_path / "l.npy", labels)
+    ingest_source(save(tmp_path / "x.npy", data), repo, labels_path=labels_path, write_config=write())
+    assert repo.info("x").meta.label_kind == "per_frame"
+    np.testing.assert_array_equal(repo.labels("x")[:], labels)
+    one = save(tmp_path / "one.npy", np.array([3], dtype="int64"))
+    ingest_source(save(tmp_path / "y.npy", data), repo, labels_path=one, write_config=write())
+    assert repo.info("y").meta.label_kind == "per_sequence"
+    assert repo.labels("y")[:].tolist() == [3]
+
+
+def test_label_length_mismatch_is_refused(tmp_path: Path, repo) -> None:
+    labels_path = save(tmp_path / "l.npy", np.zeros(5, dtype="int8"))
+    with pytest.raises(SourceError, match=r"5 labels.*11 frames"):
+        ingest_source(save(tmp_path / "x.npy", frames(11)), repo, labels_path=labels_path, write_config=write())
+    assert not repo.exists("x")
+
+
+@pytest.mark.parametrize("bad_id", ["../x", "a/b", "", ".hidden", "a..b"])
+def test_invalid_ids_are_refused(tmp_path: Path, repo, bad_id) -> None:
+    with pytest.raises(InvalidIdError, match="Invalid sequence id"):
+        ingest_source(save(tmp_path / "x.npy", frames(3)), repo, sequence_id=bad_id, write_config=write())
+    assert repo.ids() == []
+
+
+def test_segment_length_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="segment_length"):
+        WriteConfig(segment_length=0)
+
+
+def test_missing_source_names_the_path(tmp_path: Path, repo) -> None:
+    with pytest.raises(SegflowError, match="nope.npy"):
+        ingest_source(str(tmp_path / "nope.npy"), repo, write_config=write())
+
+
+def test_zero_length_source(tmp_path: Path, repo) -> None:
+    with pytest.raises(SourceError, match="(?i)zero|empty"):
+        ingest_source(save(tmp_path / "z.npy", frames(0)), repo, write_config=write())
+    assert not repo.exists("z")
+
+
+def test_incomplete_sequence_is_refused_by_readers(tmp_path: Path, repo) -> None:
+    ingest_source(save(tmp_path / "a.npy", frames(9)), repo, write_config=write())
+    repo.write_meta("a", repo.meta("a").replace(complete=False))
+    with pytest.raises(IncompleteSequenceError, match="not marked complete"):
+        repo.frames("a")

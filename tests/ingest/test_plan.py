@@ -1,0 +1,43 @@
+"""The ingest planner decides skip / resume / replace / append from store state alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from segflow.ingest.plan import plan_ingest
+from storage.sequences import SequenceMeta
+
+DONE = SequenceMeta(length=40, complete=True, fingerprint="f1", frames_written=40,
+                    sources=({"fingerprint": "f1", "uri": "a", "start": 0, "stop": 40},))
+PARTIAL = SequenceMeta(length=0, complete=False, fingerprint="f1", frames_written=16)
+STAGED = SequenceMeta(length=0, complete=False, fingerprint="f2", frames_written=32)
+APPENDING = DONE.replace(pending_append={"fingerprint": "f3", "frames_written": 8})
+
+CASES = [
+    # fingerprint, existing, staged, compatible, append, force -> action, staging, start
+    ("f1", None, None, False, False, False, "create", False, 0),      # nothing stored yet
+    ("f1", DONE, None, True, False, False, "skip", False, 0),         # unchanged and complete
+    ("f1", DONE, None, True, False, True, "replace", True, 0),        # --force rewrites safely
+    ("f2", DONE, None, True, False, False, "replace", True, 0),       # changed source → staging
+    ("f2", DONE, STAGED, True, False, False, "replace", True, 32),    # resume the replacement
+    ("f3", DONE, STAGED, True, False, False, "replace", True, 0),     # staged is stale
+    ("f1", PARTIAL, None, True, False, False, "resume", False, 16),   # interrupted write
+    ("f1", PARTIAL, None, False, False, False, "create", False, 0),   # incompatible partial
+    ("f9", PARTIAL, None, True, False, False, "create", False, 0),    # source changed meanwhile
+    ("f3", DONE, None, True, True, False, "append", False, 0),        # new frames
+    ("f1", DONE, None, True, True, False, "skip", False, 0),          # already appended
+    ("f3", APPENDING, None, True, True, False, "append", False, 8),   # resume an append
+    ("f1", None, None, False, True, False, "create", False, 0),       # append to nothing creates
+]
+
+
+@pytest.mark.parametrize(
+    "fingerprint, existing, staged, compatible, append, force, action, staging, start", CASES
+)
+def test_plan(fingerprint, existing, staged, compatible, append, force, action, staging, start):
+    plan = plan_ingest(
+        fingerprint, existing=existing, staged=staged, compatible=compatible,
+        append=append, force=force,
+    )
+    assert (plan.action, plan.staging, plan.start) == (action, staging, start)
+    assert plan.reason
