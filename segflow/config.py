@@ -5,9 +5,11 @@ The same models are flow parameters, so the Prefect UI renders them as forms.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segflow.ids import validate_id
 from storage.urls import DEFAULT_STORE
@@ -87,3 +89,178 @@ class IngestParams(Frozen):
     @classmethod
     def _check_id(cls, value: str | None) -> str | None:
         return None if value is None else validate_id(value)
+
+
+Encoder = Literal["none", "flatten", "avgpool", "conv"]
+Head = Literal["many_to_many", "many_to_one"]
+Task = Literal["regression", "binary", "multiclass"]
+
+#: Frame ranks each encoder accepts.
+_ENCODER_RANKS: dict[str, tuple[int, ...]] = {
+    "none": (0, 1),
+    "flatten": (0, 1, 2, 3),
+    "avgpool": (2, 3),
+    "conv": (2, 3),
+}
+
+
+class ModelConfig(BaseModel):
+    """What the model looks like; everything needed to rebuild it.
+
+    Attributes:
+        frame_shape: Shape of one frame: ``()`` or ``(features,)`` for feature vectors,
+            ``(height, width)`` or ``(height, width, channels)`` for images.
+        input_dtype: Dtype of the frames fed to the model; ``uint8`` frames are scaled to
+            ``[0, 1]`` float32 inside the graph.
+        encoder: Per-frame encoder: ``none`` (feature vectors as they are), ``flatten``,
+            ``avgpool`` (average pooling by ``pool_size``, then flatten) or ``conv`` (Conv2D +
+            max pooling per entry of ``conv_filters``, then global average pooling).
+        pool_size: Pooling window of the ``avgpool`` encoder.
+        conv_filters: Filters of each Conv2D layer of the ``conv`` encoder.
+        lstm_units: Units of each LSTM layer, first layer first.
+        head: ``many_to_many`` (one prediction per frame) or ``many_to_one`` (one prediction
+            per sequence: the output at its last real frame).
+        task: ``regression`` (mean squared error), ``binary`` (sigmoid, one or several
+            independent labels) or ``multiclass`` (softmax over ``outputs`` classes).
+        outputs: Size of the head: regression targets, binary labels or classes.
+
+    Example:
+        >>> config = ModelConfig(frame_shape=(4,), lstm_units=[16], task="binary")
+        >>> len(config.config_hash())
+        64
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    frame_shape: tuple[int, ...] = Field(..., description="Shape of one frame.")
+    input_dtype: Literal["uint8", "float32"] = Field("float32", description="Frame dtype.")
+    encoder: Encoder = Field("none", description="Per-frame encoder.")
+    pool_size: int = Field(2, description="Pooling window of the avgpool encoder.")
+    conv_filters: list[int] = Field([8, 16], description="Conv2D filters of the conv encoder.")
+    lstm_units: list[int] = Field([32], description="Units of each LSTM layer.")
+    head: Head = Field("many_to_many", description="Prediction per frame or per sequence.")
+    task: Task = Field("regression", description="Loss and output activation.")
+    outputs: int = Field(1, description="Size of the head.")
+
+    @field_validator("frame_shape")
+    @classmethod
+    def _check_frame_shape(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in value):
+            raise ValueError(
+                "Received an invalid value for `frame_shape`, expected a tuple of positive "
+                f"integers, got {value}"
+            )
+        return value
+
+    @field_validator("lstm_units", "conv_filters")
+    @classmethod
+    def _check_positive_list(cls, value: list[int], info: Any) -> list[int]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError(
+                f"Received an invalid value for `{info.field_name}`, expected a non-empty list "
+                f"of positive integers, got {value}"
+            )
+        return value
+
+    @field_validator("pool_size", "outputs")
+    @classmethod
+    def _check_positive(cls, value: int, info: Any) -> int:
+        if value <= 0:
+            raise ValueError(
+                f"Received an invalid value for `{info.field_name}`, expected a positive "
+                f"integer, got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> ModelConfig:
+        ranks = _ENCODER_RANKS[self.encoder]
+        if len(self.frame_shape) not in ranks:
+            raise ValueError(
+                f"Received an invalid value for `frame_shape` with encoder {self.encoder!r}, "
+                f"expected a shape of rank {' or '.join(map(str, ranks))}, "
+                f"got {self.frame_shape}"
+            )
+        if self.task == "multiclass" and self.outputs < 2:
+            raise ValueError(
+                "Received an invalid value for `outputs` with task 'multiclass', expected at "
+                f"least 2 classes, got {self.outputs}"
+            )
+        return self
+
+    def config_hash(self) -> str:
+        """Return a stable sha256 hex digest of the configuration (canonical JSON)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class SelectionConfig(Frozen):
+    """Which stored sequences a run uses."""
+
+    ids: list[str] | None = Field(
+        None, description="Sequence ids; default: every complete sequence in the store."
+    )
+    pattern: str | None = Field(
+        None, description="Shell-style pattern on ids (e.g. 'cam-*'), applied after `ids`."
+    )
+    partition: str | None = Field(None, description="Only sequences of this partition (date).")
+
+
+class StreamConfig(Frozen):
+    """How sequences are streamed through the stateful LSTM."""
+
+    segment_length: int = Field(16, gt=0, description="Frames per lane per step.")
+    lanes: int = Field(8, gt=0, description="Sequences streamed side by side (the batch).")
+
+
+class CheckpointConfig(Frozen):
+    """Where and how often checkpoints are written."""
+
+    url: str = Field("./segflow-checkpoints", description="Local path or s3:// URL of checkpoints.")
+    storage_options: dict[str, Any] | None = Field(None, description="fsspec options for S3.")
+    every_steps: int = Field(200, gt=0, description="Write a checkpoint every this many steps.")
+    keep: int = Field(3, gt=0, description="Checkpoints kept (older ones are deleted).")
+
+
+class TrainParams(Frozen):
+    """Parameters of a training run (the train flow's form in the Prefect UI)."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    validation_ids: list[str] = Field(
+        default_factory=list, description="Held-out sequences streamed after each epoch."
+    )
+    model: ModelConfig | None = Field(
+        None, description="Model; default: inferred from the first sequence's frames and labels."
+    )
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    epochs: int = Field(5, gt=0, description="Passes over the training sequences.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    seed: int = Field(0, description="Seed for weights and any sampling.")
+    model_tag: str = Field("default", description="Name the trained model is exported under.")
+    reset_every_segment: bool = Field(
+        False, description="Baseline: reset the LSTM state at every segment (no memory)."
+    )
+    tensorboard_dir: str | None = Field(None, description="Write TensorBoard scalars here.")
+
+    @field_validator("model_tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        return validate_id(value, what="model tag")
+
+
+class PredictParams(Frozen):
+    """Parameters of a prediction run (the predict flow's form in the Prefect UI)."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    model_tag: str = Field("default", description="Predictions go to predictions/<model_tag>/.")
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    recompute: bool = Field(False, description="Recompute from frame 0 even if continuable.")
+
+    @field_validator("model_tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        return validate_id(value, what="model tag")

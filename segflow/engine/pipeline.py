@@ -10,24 +10,26 @@ A batch is a dict of arrays, ``B = lanes`` and ``L = segment_length``:
 - ``frames`` (B, L, *frame_shape) in the store's dtype, zeros where padded;
 - ``mask`` (B, L) bool, True on real frames;
 - ``reset`` (B,) bool, the slots' ``reset`` (True at a sequence's first step and on idle lanes);
-- ``ends`` (B,) bool, True where the slot carries its sequence's last frame;
+- ``ends`` (B,) bool, True where the slot carries its sequence's last frame (an addition to the
+  engine contract: it tells a consumer when a sequence's outputs are complete);
 - ``labels`` (B, L, *label_shape) float32, only ``with_labels``; zeros where padded. A
   per-sequence label (``label_kind == "per_sequence"``, stored as one row) is repeated on every
   real frame of the sequence, so per-frame and per-sequence labels feed the same loss.
 
-What keeps reads fast (figures from ``benchmarks/pipeline.py`` on 2 cores):
+What keeps the model fed (``python -m benchmarks.pipeline``, 2 shared cores, warm cache):
 
 - Whole chunks are read, each once: a chunk stays cached while a planned step still needs it,
   so a chunk longer than ``segment_length``, or a segment straddling two chunks, costs one
   read and one decode per chunk.
 - A chunk of the segflow layout (chunked along time only; codecs with synchronous decoders:
   bytes, blosc, zstd, crc32c) is fetched with :meth:`Store.read_bytes` and decoded by the
-  array's own codec objects in the calling thread. That skips zarr's event loop round trip per
-  chunk and measured ~3x faster than ``array[start:stop]``; other arrays use ``array[...]``.
-- Reads run in a thread pool (file reads and blosc decoding release the GIL), ``readahead``
-  steps ahead of the batch being assembled, so memory stays bounded by a few steps.
-- Every batch is a fresh set of arrays: ``tf.data.Dataset.from_generator`` may wrap NumPy
-  memory without copying, so a reused buffer could change under a prefetched tensor.
+  array's own codec objects in the calling thread. That skips zarr's event-loop round trip per
+  chunk: about half the CPU per byte of ``array[start:stop]`` and ~3x its single-thread speed
+  (1.2 GB/s vs 0.3-0.45 GB/s on 64x64x3 video). Other arrays go through ``array[...]``.
+- Reads run in a thread pool (file reads and blosc release the GIL), ``readahead`` steps ahead
+  of the batch being assembled, so memory stays bounded by a few steps of chunks.
+- Batch arrays are 64-byte aligned, so ``tf.data.Dataset.from_generator`` wraps them without a
+  copy, and recycled only when nothing references them any more (see :class:`_BatchBuffers`).
 """
 
 from __future__ import annotations
@@ -291,7 +293,16 @@ class StepReader:
                 f"Received {len(labels)} labels arrays for {len(frames)} frames arrays; "
                 "expected one per sequence."
             )
-        chunk = chunk_length or segment_length
+        chunk = segment_length if chunk_length is None else chunk_length
+        if chunk < 1:
+            raise ConfigError(f"Received chunk_length={chunk_length!r}; expected an integer >= 1.")
+        if labels is not None and not per_sequence_labels:
+            for i, (f, y) in enumerate(zip(frames, labels, strict=True)):
+                if len(y) != len(f):
+                    raise ConfigError(
+                        f"Sequence {i} has {len(f)} frames but {len(y)} label rows; expected "
+                        "one label row per frame (or per_sequence_labels=True and one row)."
+                    )
         sequences = [
             _Sequence(
                 id=str(i),
@@ -390,7 +401,8 @@ class StepReader:
         chunks = _Prefetcher(pool, self._read)
         buffers = _BatchBuffers(self._spec)
         try:
-            window = deque((s, chunks.acquire(self._needed(s))) for s in itertools.islice(steps, readahead + 1))
+            first = itertools.islice(steps, readahead + 1)
+            window = deque((s, chunks.acquire(self._needed(s))) for s in first)
             while window:
                 step, keys = window.popleft()
                 batch = self._assemble(step, chunks.get, buffers)
@@ -406,7 +418,8 @@ class StepReader:
 
     def _read(self, key: ChunkKey) -> np.ndarray:
         sequence, field, index = key
-        source = self._sequences[sequence].frames if field == FRAMES else self._sequences[sequence].labels
+        seq = self._sequences[sequence]
+        source = seq.frames if field == FRAMES else seq.labels
         assert source is not None  # keys for labels exist only with labels
         return source.read_chunk(index)
 
@@ -415,16 +428,16 @@ class StepReader:
         for slot in step.slots:
             if slot.sequence is None or slot.stop <= slot.start:
                 continue
-            seq = self._sequences[slot.sequence]
-            keys += _chunk_keys(slot.sequence, FRAMES, seq.frames.chunk_length, slot.start, slot.stop)
+            i, seq = slot.sequence, self._sequences[slot.sequence]
+            keys += _chunk_keys(i, FRAMES, seq.frames, slot.start, slot.stop)
             if not self.with_labels:
                 continue
+            assert seq.labels is not None  # checked when the reader was built
             if seq.per_sequence_labels:
-                keys.append((slot.sequence, LABELS, 0))
+                keys.append((i, LABELS, 0))
             else:
-                assert seq.labels is not None
-                keys += _chunk_keys(slot.sequence, LABELS, seq.labels.chunk_length, slot.start, slot.stop)
-        return list(dict.fromkeys(keys))
+                keys += _chunk_keys(i, LABELS, seq.labels, slot.start, slot.stop)
+        return list(dict.fromkeys(keys))  # in first-use order, once each
 
     def _assemble(
         self, step: Step, get: Callable[[ChunkKey], np.ndarray], buffers: _BatchBuffers
@@ -479,7 +492,9 @@ class _BatchBuffers:
         keep: Idle blocks kept at most; beyond that, blocks are simply freed.
     """
 
-    def __init__(self, spec: dict[str, tuple[tuple[int, ...], np.dtype[Any]]], keep: int = 8) -> None:
+    def __init__(
+        self, spec: dict[str, tuple[tuple[int, ...], np.dtype[Any]]], keep: int = 8
+    ) -> None:
         self._layout = []
         offset = 0
         for name, (shape, dtype) in spec.items():
@@ -543,14 +558,18 @@ class _Prefetcher:
                 del self._users[key], self._futures[key]
 
 
-def _chunk_keys(sequence: int, field: str, chunk_length: int, start: int, stop: int) -> list[ChunkKey]:
-    return [(sequence, field, c) for c in range(start // chunk_length, (stop - 1) // chunk_length + 1)]
+def _chunk_keys(
+    sequence: int, field: str, source: ChunkSource, start: int, stop: int
+) -> list[ChunkKey]:
+    """Keys of the chunks holding rows ``[start, stop)`` (``stop > start``)."""
+    first, last = start // source.chunk_length, (stop - 1) // source.chunk_length
+    return [(sequence, field, c) for c in range(first, last + 1)]
 
 
 def _copy_rows(
     out: np.ndarray, chunk: Callable[[int], np.ndarray], source: ChunkSource, start: int, stop: int
 ) -> None:
-    """Copy rows ``[start, stop)`` of ``source`` (chunks from ``chunk``) to ``out[: stop - start]``."""
+    """Copy rows ``[start, stop)`` of ``source``, chunks got from ``chunk``, to ``out``."""
     chunk_length = source.chunk_length
     position = start
     while position < stop:
@@ -561,6 +580,7 @@ def _copy_rows(
 
 
 def _open_sequence(repo: SequenceRepository, sequence_id: str, with_labels: bool) -> _Sequence:
+    # Same check as repo.frames(sequence_id), keeping the meta it reads (one read, not two).
     meta = repo.require_complete(sequence_id)
     frames = repo.frames(sequence_id, require_complete=False)
     _check_rows(repo, sequence_id, FRAMES, frames, meta.length)
@@ -578,7 +598,9 @@ def _open_sequence(repo: SequenceRepository, sequence_id: str, with_labels: bool
     return _Sequence(sequence_id, ZarrChunks(repo.store, frames, meta.length), labels, per_sequence)
 
 
-def _check_rows(repo: SequenceRepository, sequence_id: str, name: str, array: zarr.Array, rows: int) -> None:
+def _check_rows(
+    repo: SequenceRepository, sequence_id: str, name: str, array: zarr.Array, rows: int
+) -> None:
     if array.shape[0] < rows:
         raise StoreError(
             f"Sequence {sequence_id!r} in store {repo.store.url!r}: its {name} array has "
@@ -681,5 +703,6 @@ def reader_dataset(
         lambda: reader.iter_batches(start_step, readahead=readahead, workers=workers),
         output_signature=signature,
     )
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(reader.num_steps - start_step))
+    remaining = reader.num_steps - start_step
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(remaining))
     return dataset.prefetch(prefetch)

@@ -23,7 +23,12 @@ import numpy as np
 
 from segflow.errors import SourceError, SourceNotFoundError
 from segflow.fingerprint import Fingerprint, url_fingerprint, zarr_fingerprint
-from segflow.sources._common import FingerprintedSource, check_block_args, partition_of
+from segflow.sources._common import (
+    BlockBuffers,
+    FingerprintedSource,
+    check_block_args,
+    partition_of,
+)
 from segflow.sources._fs import join, local_path, open_binary, require_file
 from segflow.sources.base import FrameBlock, SourceProbe
 
@@ -96,11 +101,13 @@ def _stream_blocks(
             f"rows; save it C-ordered (np.ascontiguousarray) or use a local .npy file."
         )
     handle.seek(header.offset + start * header.row_bytes)
+    buffers = BlockBuffers()
     for begin in range(start, header.shape[0], block_frames):
         rows = min(block_frames, header.shape[0] - begin)
-        out = np.empty((rows, *header.shape[1:]), dtype=header.dtype)
+        out = buffers.get((rows, *header.shape[1:]), header.dtype)
         _read_rows(handle, header, out, uri)
         yield out
+        del out  # let BlockBuffers recycle it once the consumer drops it
 
 
 class NpySource(FingerprintedSource):
@@ -165,8 +172,14 @@ class NpySource(FingerprintedSource):
         if local_path(self.uri) is not None:
             array = self._memmap()
             _check_layout(self.uri, array.shape, array.dtype)
+            buffers = BlockBuffers()
             for begin in range(start, array.shape[0], block_frames):
-                yield FrameBlock(begin, np.array(array[begin : begin + block_frames]))
+                rows = array[begin : begin + block_frames]
+                out = buffers.get(rows.shape, rows.dtype)
+                np.copyto(out, rows)  # a copy: blocks stay valid after the file changes
+                del rows
+                yield FrameBlock(begin, out)
+                del out  # let BlockBuffers recycle it once the consumer drops it
             return
         with open_binary(self.uri, self.storage_options) as handle:
             header = _read_header(handle, self.uri)
@@ -308,6 +321,8 @@ class ZarrArraySource(FingerprintedSource):
         url: Path or URL of the Zarr store (or of the array itself).
         path: Path of the array inside the store, if ``url`` is a group.
         storage_options: fsspec options for remote stores.
+        known: Accepted for a uniform signature and ignored: a Zarr fingerprint reads only
+            metadata and a listing, so it is cheap to recompute.
     """
 
     def __init__(

@@ -128,7 +128,7 @@ def _expand(spec: str, storage_options: dict[str, Any] | None) -> list[str]:
     if fs.isdir(path):
         return _expand_dir(fs, path, spec)
     if fs.exists(path):
-        return [spec]  # named explicitly: open_source judges the extension
+        return [full_uri(fs, path, spec)]  # named explicitly: open_source judges the extension
     return []
 
 
@@ -197,7 +197,7 @@ def source_kind(uri: str, storage_options: dict[str, Any] | None = None) -> str:
 def open_source(
     uri: str,
     *,
-    options: SourceOptions | None = None,
+    options: SourceOptions | Any | None = None,
     storage_options: dict[str, Any] | None = None,
     known: Mapping[str, Any] | None = None,
 ) -> Source:
@@ -205,7 +205,8 @@ def open_source(
 
     Args:
         uri: A source URI, as :func:`discover` returns.
-        options: How to read it.
+        options: How to read it: a :class:`SourceOptions`, or any object with some of its
+            attributes (missing ones take their defaults).
         storage_options: fsspec options for remote sources.
         known: The source's fingerprint record from a previous run (reused if unchanged).
 
@@ -213,23 +214,23 @@ def open_source(
         SourceNotFoundError: If ``uri`` does not exist.
         SourceError: If it is of no supported kind.
     """
-    opts = options or SourceOptions()
+    defaults = SourceOptions()
+    opt = {name: getattr(options, name, getattr(defaults, name)) for name in defaults.model_fields}
     common: dict[str, Any] = {"storage_options": storage_options, "known": known}
     kind = source_kind(uri, storage_options)
-    if kind == "video":
-        return VideoSource(uri, resize=opts.resize, grayscale=opts.grayscale, **common)
-    if kind == "images":
-        return ImageFolderSource(uri, resize=opts.resize, grayscale=opts.grayscale, **common)
+    if kind in ("video", "images"):
+        cls = VideoSource if kind == "video" else ImageFolderSource
+        return cls(uri, resize=opt["resize"], grayscale=opt["grayscale"], **common)
     if kind == "npy":
         return NpySource(uri, **common)
     if kind == "npz":
-        return NpzSource(uri, opts.npz_key, **common)
+        return NpzSource(uri, opt["npz_key"], **common)
     if kind == "csv":
         return CsvSource(
             uri,
-            feature_columns=opts.feature_columns,
-            timestamp_column=opts.timestamp_column,
-            label_column=opts.label_column,
+            feature_columns=opt["feature_columns"],
+            timestamp_column=opt["timestamp_column"],
+            label_column=opt["label_column"],
             **common,
         )
-    return ZarrArraySource(uri, opts.zarr_path, **common)
+    return ZarrArraySource(uri, opt["zarr_path"], **common)

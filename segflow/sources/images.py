@@ -19,10 +19,14 @@ from PIL import Image, UnidentifiedImageError
 
 from segflow.errors import SourceError, SourceNotFoundError
 from segflow.fingerprint import Fingerprint, folder_fingerprint
-from segflow.sources._common import FingerprintedSource, check_block_args, partition_of
+from segflow.sources._common import (
+    FingerprintedSource,
+    check_block_args,
+    check_resize,
+    partition_of,
+)
 from segflow.sources._fs import filesystem, full_uri, local_path, open_binary
 from segflow.sources.base import FrameBlock, SourceProbe
-from segflow.sources.video import _check_resize
 
 #: File extensions treated as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -106,7 +110,7 @@ class ImageFolderSource(FingerprintedSource):
         known: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(folder, storage_options=storage_options, known=known)
-        self.resize = _check_resize(resize)
+        self.resize = check_resize(resize)
         self.grayscale = bool(grayscale)
         self._files: list[str] | None = None
 

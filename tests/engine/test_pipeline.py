@@ -55,7 +55,9 @@ def expected_batches(
     return out
 
 
-def assert_batches_equal(got: list[dict[str, np.ndarray]], want: list[dict[str, np.ndarray]]) -> None:
+def assert_batches_equal(
+    got: list[dict[str, np.ndarray]], want: list[dict[str, np.ndarray]]
+) -> None:
     assert len(got) == len(want)
     for index, (g, w) in enumerate(zip(got, want, strict=True)):
         assert sorted(g) == sorted(w), f"step {index}"
@@ -321,3 +323,18 @@ def test_make_dataset_yields_the_batches_with_fixed_shapes(repo: SequenceReposit
     # Dropped one by one, their memory is recycled; a new pass gives the same batches.
     got = [{k: v.numpy().copy() for k, v in batch.items()} for batch in dataset]
     assert_batches_equal(got, want)
+
+
+def test_from_arrays_checks_its_arguments() -> None:
+    frames = [np.zeros((4, 2), np.uint8), np.zeros((3, 2), np.uint8)]
+    with pytest.raises(ConfigError, match="label rows"):
+        labels = [np.zeros((4, 1)), np.zeros((2, 1))]
+        StepReader.from_arrays(frames, labels, lanes=1, segment_length=2)
+    with pytest.raises(ConfigError, match="chunk_length"):
+        StepReader.from_arrays(frames, lanes=1, segment_length=2, chunk_length=0)
+    reader = StepReader.from_arrays(
+        frames, [np.ones((1, 1)), np.full((1, 1), 2.0)], lanes=1, segment_length=2,
+        per_sequence_labels=True,
+    )
+    labels = [b["labels"][0, :, 0].tolist() for b in reader.iter_batches()]
+    assert labels == [[1.0, 1.0], [1.0, 1.0], [2.0, 2.0], [2.0, 0.0]]

@@ -1,9 +1,8 @@
-"""Fixtures for the source tests: tiny synthetic inputs and a local S3 (moto) server."""
+"""Fixtures for the source tests: tiny synthetic inputs and an S3 prefix (moto)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,42 +43,16 @@ def video_copy(video_file: SynthVideo, tmp_path: Path) -> Path:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def s3_options() -> Iterator[dict[str, Any]]:
-    """Storage options of a moto S3 server holding an empty bucket ``segflow-test``."""
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="segflow-test")
-    try:
-        yield {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-    finally:
-        server.stop()
+@pytest.fixture
+def s3_options(s3_storage_options: dict[str, Any]) -> dict[str, Any]:
+    """Storage options of the session's moto S3 server (from tests/conftest.py)."""
+    return s3_storage_options
 
 
 @pytest.fixture
-def s3(s3_options: dict[str, Any], request: pytest.FixtureRequest) -> tuple[Any, str]:
-    """An s3fs filesystem and a fresh ``s3://segflow-test/<test name>`` prefix."""
+def s3(s3_storage_options: dict[str, Any], s3_bucket: str) -> tuple[Any, str]:
+    """An s3fs filesystem and a fresh, empty ``<bucket>/sources-<uuid>`` prefix."""
     import s3fs
 
-    fs = s3fs.S3FileSystem(**s3_options)
-    prefix = f"segflow-test/{request.node.name.replace('[', '-').replace(']', '')}"
-    if fs.exists(prefix):
-        fs.rm(prefix, recursive=True)
-    return fs, prefix
+    fs = s3fs.S3FileSystem(**s3_storage_options)
+    return fs, f"{s3_bucket}/sources-{uuid.uuid4().hex}"

@@ -179,3 +179,14 @@ def test_discover_and_read_from_s3(s3, s3_options, video_file, tmp_path):
 
     with pytest.raises(SourceNotFoundError, match="missing"):
         discover([f"s3://{prefix}/missing/"], storage_options=s3_options)
+
+
+def test_open_source_accepts_any_options_object(tree):
+    class Partial:  # e.g. a config model that has only some of the fields
+        grayscale = True
+
+    source = open_source(str(tree / "2026-01-31" / "cam1.mp4"), options=Partial())
+    assert source.probe().frame_shape == (32, 32, 1)
+    assert isinstance(
+        open_source(str(tree / "series" / "store.zarr"), options=Partial()), ZarrArraySource
+    )
