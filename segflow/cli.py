@@ -98,7 +98,8 @@ def synth_array_command(
     from segflow.synth import synth_array
 
     frame_shape = tuple(int(s) for s in shape.split(",") if s)
-    typer.echo(str(synth_array(path, frames=frames, shape=frame_shape, dtype=dtype, seed=seed)))
+    for written in synth_array(path, frames=frames, shape=frame_shape, dtype=dtype, seed=seed):
+        typer.echo(str(written))
 
 
 @app.command()

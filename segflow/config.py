@@ -37,12 +37,22 @@ class SourceConfig(Frozen):
         None, description="Resize video/image frames to (height, width)."
     )
     grayscale: bool = Field(False, description="Convert video/image frames to one channel.")
-    feature_columns: list[str] | None = Field(
+    feature_columns: tuple[str, ...] | None = Field(
         None, description="CSV feature columns (default: every numeric column but the others)."
     )
     timestamp_column: str | None = Field(None, description="CSV timestamp column, if any.")
     label_column: str | None = Field(None, description="CSV per-row label column, if any.")
     npz_key: str | None = Field(None, description="Array to read from a .npz with several.")
+    zarr_path: str | None = Field(
+        None, description="Path of the array inside a Zarr source that is a group."
+    )
+
+    @field_validator("resize")
+    @classmethod
+    def _positive_resize(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) <= 0:
+            raise ValueError(f"expected (height, width), two positive integers, got {value}")
+        return value
 
 
 class WriteConfig(Frozen):

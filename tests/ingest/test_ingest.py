@@ -177,3 +177,15 @@ def test_incomplete_sequence_is_refused_by_readers(tmp_path: Path, repo) -> None
     repo.write_meta("a", repo.meta("a").replace(complete=False))
     with pytest.raises(IncompleteSequenceError, match="not marked complete"):
         repo.frames("a")
+
+
+def test_rerun_does_not_rehash_unchanged_files(tmp_path: Path, repo, monkeypatch) -> None:
+    import segflow.fingerprint as fingerprint
+
+    path = save(tmp_path / "a.npy", frames(10))
+    ingest_source(path, repo, write_config=write())
+    calls = []
+    real = fingerprint._hash_stream
+    monkeypatch.setattr(fingerprint, "_hash_stream", lambda h: calls.append(1) or real(h))
+    assert ingest_source(path, repo, write_config=write()).status == "skipped"
+    assert calls == []

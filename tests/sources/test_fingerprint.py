@@ -23,7 +23,7 @@ def test_file_fingerprint_format_and_stability(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc" * 1000)
     first = file_fingerprint(path)
-    assert first.value.startswith("blake2b:") and first.value.endswith(":size=3000")
+    assert first.value.startswith("xxh3:") and first.value.endswith(":size=3000")
     assert first.size == 3000 and first.mtime_ns == path.stat().st_mtime_ns
     copy = tmp_path / "g.bin"
     copy.write_bytes(path.read_bytes())

@@ -34,7 +34,7 @@ def test_probe_describes_the_video(video_file):
     assert probe.frame_rate == pytest.approx(FPS)
     assert probe.start_time is not None and probe.start_time.startswith("2026-01-31T00:00:00")
     assert probe.has_timestamps
-    assert probe.fingerprint.startswith("blake2b:") and probe.fingerprint.endswith(
+    assert probe.fingerprint.startswith("xxh3:") and probe.fingerprint.endswith(
         f"size={Path(path).stat().st_size}"
     )
 
