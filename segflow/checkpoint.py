@@ -392,7 +392,7 @@ def _segflow_version() -> str:
 
 
 def _dump(manifest: dict[str, Any]) -> bytes:
-    return json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+    return json.dumps(manifest, indent=1).encode("utf-8")
 
 
 def _file_record(data: bytes) -> dict[str, Any]:

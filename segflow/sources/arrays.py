@@ -169,17 +169,12 @@ class NpySource(FingerprintedSource):
     def blocks(self, block_frames: int, start: int = 0) -> Iterator[FrameBlock]:
         """Yield row blocks (copies, independent of the file) from row ``start`` on."""
         check_block_args(block_frames, start)
-        if local_path(self.uri) is not None:
-            array = self._memmap()
+        local = local_path(self.uri)
+        if local is not None:
+            array = self._memmap()  # validates the file (size matches the header)
             _check_layout(self.uri, array.shape, array.dtype)
-            buffers = BlockBuffers()
-            for begin in range(start, array.shape[0], block_frames):
-                rows = array[begin : begin + block_frames]
-                out = buffers.get(rows.shape, rows.dtype)
-                np.copyto(out, rows)  # a copy: blocks stay valid after the file changes
-                del rows
-                yield FrameBlock(begin, out)
-                del out  # let BlockBuffers recycle it once the consumer drops it
+            del array
+            yield from self._mapped_blocks(local, block_frames, start)
             return
         with open_binary(self.uri, self.storage_options) as handle:
             header = _read_header(handle, self.uri)
@@ -188,6 +183,37 @@ class NpySource(FingerprintedSource):
                 _stream_blocks(handle, header, block_frames, start, self.uri)
             ):
                 yield FrameBlock(start + offset * block_frames, rows)
+
+
+    def _mapped_blocks(self, path: str, block_frames: int, start: int) -> Iterator[FrameBlock]:
+        """Map one block of rows at a time: pages of a whole-file mapping would stay resident
+        and count against the process, growing with the file (measured: 3.5 GB RSS for 3 GB).
+        """
+        with open(path, "rb") as handle:
+            header = _read_header(handle, self.uri)
+        buffers = BlockBuffers()
+        whole = self._memmap() if header.fortran else None  # rows are not contiguous then
+        for begin in range(start, header.shape[0], block_frames):
+            rows = min(block_frames, header.shape[0] - begin)
+            if whole is not None:
+                out = buffers.get(whole[begin : begin + rows].shape, header.dtype)
+                np.copyto(out, whole[begin : begin + rows])
+                yield FrameBlock(begin, out)
+                del out
+                continue
+            mapped = np.memmap(
+                path,
+                dtype=header.dtype,
+                mode="r",
+                offset=header.offset + begin * header.row_bytes,
+                shape=(rows, *header.shape[1:]),
+            )
+            out = buffers.get(mapped.shape, mapped.dtype)
+            np.copyto(out, mapped)  # a copy: blocks stay valid after the file changes
+            mapped._mmap.close()  # noqa: SLF001  unmap now, not at garbage collection
+            del mapped
+            yield FrameBlock(begin, out)
+            del out  # let BlockBuffers recycle it once the consumer drops it
 
 
 class NpzSource(FingerprintedSource):

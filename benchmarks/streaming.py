@@ -1,0 +1,331 @@
+"""Streaming engine benchmark: 32 lanes from a Zarr store against the classic recipe and memory.
+
+Run alone: ``python -m benchmarks.streaming [--quick]``.
+
+Every figure comes from one process; runs of the two sides of a ratio alternate and the best
+of each is kept, so a busy neighbour slows single runs instead of biasing one side. Step
+functions are traced (and the store's files read once, so they sit in the page cache) before
+anything is timed. Throughput counts real frames only (padding excluded).
+
+- P1: segflow (``make_dataset`` from the store, ``StreamingEngine.predict_step``, 32 lanes,
+  segments of 32) against the classic recipe: a stateful Keras model with batch size 1,
+  ``model.predict`` on each segment of each sequence, the state reset after each sequence.
+  Same model (LSTM 128 over 256 float32 features, many_to_many, same weights: the outputs are
+  checked equal), same data. The classic way runs on the first sequences only: its cost is
+  per frame, so frames/s is comparable. ``predict_on_batch`` (a faster baseline than the
+  recipe's ``predict``) is reported too. Goal: >= 100x.
+- P2: the same engine fed by the pipeline from the store ("disk") against prebuilt batches
+  already in memory as tensors (the compute bound), for (a) 256-dim feature vectors and
+  (b) 64x64x3 uint8 frames through a conv encoder (filters 16, 32; LSTM 128). Goal >= 0.9.
+- P6: truncated-BPTT training (``engine.train_step``) fed from the store against the same
+  train step on prebuilt in-memory batches (256-dim features, per-frame regression labels).
+  Goal >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import print_table, write_results
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+LANES = 32
+SEGMENT = 32
+FEATURES = 256
+UNITS = 128
+VIDEO_SHAPE = (64, 64, 3)
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def feature_frames(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Random-walk 256-dim float32 feature vectors."""
+    return np.cumsum(rng.standard_normal((n, FEATURES), dtype=np.float32) * 0.1, axis=0)
+
+
+def video_frames(n: int, rng: np.random.Generator) -> np.ndarray:
+    """64x64x3 uint8: a smooth gradient that moves one pixel per frame, plus a little noise."""
+    h, w, c = VIDEO_SHAPE
+    base = (np.add.outer(np.arange(h), np.arange(w)) * 2 % 256).astype(np.uint8)
+    shifts = (np.arange(n) + rng.integers(0, w)) % w
+    moving = np.stack([np.roll(base, s, axis=1) for s in shifts])[..., None]
+    return moving + rng.integers(0, 8, size=(n, h, w, c), dtype=np.uint8)
+
+
+def write_set(
+    root: Path,
+    name: str,
+    frames: list[np.ndarray],
+    labels: list[np.ndarray] | None = None,
+    chunk: int = 64,
+) -> tuple[Any, list[str]]:
+    """Write sequences (blosc-lz4, time chunks of ``chunk``) as an ingest would; return repo, ids."""
+    from storage.local import LocalStore
+    from storage.sequences import SequenceMeta, SequenceRepository
+
+    repo = SequenceRepository(LocalStore(root / name))
+    ids = []
+    for i, x in enumerate(frames):
+        sid = f"{name}-{i:03d}"
+        meta = SequenceMeta(segment_length=chunk, label_kind=None if labels is None else "per_frame")
+        group = repo.create(
+            sid, frame_shape=x.shape[1:], dtype=x.dtype, meta=meta,
+            label_shape=None if labels is None else (), label_dtype="float32",
+        )
+        group["frames"].resize(x.shape)
+        group["frames"][:] = x
+        if labels is not None:
+            group["labels"].resize(labels[i].shape)
+            group["labels"][:] = labels[i]
+        repo.write_meta(sid, meta.replace(length=len(x), complete=True, frames_written=len(x)))
+        ids.append(sid)
+    return repo, ids
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+
+def timed(run: Callable[[], Any]) -> float:
+    """Wall seconds of one call."""
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def alternate(rounds: int, runs: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Best (smallest) seconds of each run over ``rounds`` rounds, the runs taking turns.
+
+    The order flips every round, so neither side is always the one after the other.
+    """
+    best = {name: float("inf") for name in runs}
+    names = list(runs)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            best[name] = min(best[name], timed(runs[name]))
+    return best
+
+
+def predict_all(engine: Any, batches: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    """Stream every batch through ``engine.predict_step`` (results fetched, as a consumer would)."""
+    for b in batches():
+        engine.predict_step(b["frames"], b["mask"], b["reset"]).numpy()
+
+
+def train_all(engine: Any, batches: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    """One TBPTT optimizer step per batch."""
+    for b in batches():
+        engine.train_step(b["frames"], b["mask"], b["reset"], b["labels"], b["ends"])["count"].numpy()
+
+
+def preloaded(reader: Any) -> list[dict[str, Any]]:
+    """Every batch of ``reader``, copied into tensors held in memory (the compute bound)."""
+    import tensorflow as tf
+
+    return [
+        {k: tf.convert_to_tensor(np.array(v)) for k, v in batch.items()}
+        for batch in reader.iter_batches()
+    ]
+
+
+# -- P1: classic recipe -----------------------------------------------------------------------
+
+
+def classic_model(weights: list[np.ndarray]) -> Any:
+    """The classic recipe's model: batch size 1, stateful LSTM, one output per frame."""
+    import keras
+
+    model = keras.Sequential([
+        keras.Input(batch_shape=(1, None, FEATURES)),
+        keras.layers.LSTM(UNITS, stateful=True, return_sequences=True),
+        keras.layers.Dense(1),
+    ])
+    model.set_weights(weights)
+    return model
+
+
+def classic_stream(model: Any, sequences: list[np.ndarray], call: str) -> list[np.ndarray]:
+    """Each sequence segment by segment through ``model.<call>``, state reset after each one."""
+    outputs = []
+    for seq in sequences:
+        parts = []
+        for start in range(0, len(seq), SEGMENT):
+            x = seq[None, start : start + SEGMENT]
+            y = model.predict(x, verbose=0) if call == "predict" else model.predict_on_batch(x)
+            parts.append(np.asarray(y)[0])
+        outputs.append(np.concatenate(parts))
+        model.layers[0].reset_state()  # Keras 2's model.reset_states()
+    return outputs
+
+
+def segflow_outputs(engine: Any, dataset: Any, reader: Any, count: int) -> list[np.ndarray]:
+    """The engine's per-sequence predictions of the first ``count`` sequences."""
+    done = dict(engine.predict(dataset, reader.steps(), reader.lengths))
+    return [done[i] for i in range(count)]
+
+
+def run_p1(
+    engine: Any, dataset: Any, reader: Any, arrays: list[np.ndarray], subset: int, rounds: int
+) -> dict[str, Any]:
+    """P1: segflow from the store vs the classic recipe (on the first ``subset`` sequences)."""
+    model = classic_model(engine.model.get_weights())
+    few = arrays[:subset]
+    # Warm-up doubles as the equivalence check: both ways must give the same predictions.
+    classic = classic_stream(model, few, "predict")
+    classic_stream(model, few[:1], "predict_on_batch")
+    ours = segflow_outputs(engine, dataset, reader, subset)
+    max_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(classic, ours, strict=True))
+    seconds = alternate(rounds, {
+        "segflow": lambda: predict_all(engine, lambda: dataset),
+        "classic predict": lambda: classic_stream(model, few, "predict"),
+        "classic predict_on_batch": lambda: classic_stream(model, few, "predict_on_batch"),
+    })
+    frames = {"segflow": sum(reader.lengths), "classic": sum(len(a) for a in few)}
+    fps = {
+        name: (frames["segflow"] if name == "segflow" else frames["classic"]) / s
+        for name, s in seconds.items()
+    }
+    return {
+        "frames": frames,
+        "seconds": seconds,
+        "frames_per_s": fps,
+        "ratio_vs_predict": fps["segflow"] / fps["classic predict"],
+        "ratio_vs_predict_on_batch": fps["segflow"] / fps["classic predict_on_batch"],
+        "max_abs_diff_outputs": max_diff,
+    }
+
+
+# -- P2 / P6: disk vs memory ------------------------------------------------------------------
+
+
+def disk_vs_memory(
+    engine: Any, reader: Any, dataset: Any, consume: Callable[..., None], rounds: int
+) -> dict[str, Any]:
+    """Seconds and frames/s of ``consume`` fed from the store's dataset and from memory."""
+    memory = preloaded(reader)
+    consume(engine, lambda: memory[:1])  # trace the step function
+    consume(engine, lambda: dataset)  # warm tf.data and the page cache
+    seconds = alternate(rounds, {
+        "disk": lambda: consume(engine, lambda: dataset),
+        "memory": lambda: consume(engine, lambda: memory),
+    })
+    frames = sum(reader.lengths)
+    return {
+        "frames": frames,
+        "steps": reader.num_steps,
+        "megabytes": sum(reader.lengths) * _frame_bytes(reader) / 1e6,
+        "seconds": seconds,
+        "frames_per_s": {k: frames / s for k, s in seconds.items()},
+        "ratio_disk_vs_memory": seconds["memory"] / seconds["disk"],
+    }
+
+
+def _frame_bytes(reader: Any) -> int:
+    return int(np.prod(reader.frame_shape)) * reader.frame_dtype.itemsize
+
+
+def stream_setup(repo: Any, ids: list[str], config: Any, with_labels: bool) -> tuple[Any, ...]:
+    """An engine, a reader and a dataset over ``ids`` (32 lanes, segments of 32)."""
+    from segflow.engine.engine import StreamingEngine
+    from segflow.engine.pipeline import StepReader, make_dataset
+
+    engine = StreamingEngine(config, lanes=LANES, segment_length=SEGMENT)
+    reader = StepReader(repo, ids, lanes=LANES, segment_length=SEGMENT, with_labels=with_labels)
+    dataset = make_dataset(
+        repo, ids, lanes=LANES, segment_length=SEGMENT, with_labels=with_labels
+    )
+    return engine, reader, dataset
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def sizes(quick: bool) -> dict[str, Any]:
+    """Data sizes and repeats: the default run, or a small smoke run."""
+    if quick:
+        return {"features": (48, 100, 200), "video": (32, 20, 40), "train": (32, 100, 200),
+                "classic_subset": 2, "rounds": 2}
+    return {"features": (128, 300, 500), "video": (40, 120, 200), "train": (64, 300, 500),
+            "classic_subset": 10, "rounds": 3}
+
+
+def lengths(count: int, low: int, high: int, seed: int) -> list[int]:
+    """Mixed sequence lengths (more sequences than lanes: lanes switch mid-run)."""
+    return [int(n) for n in np.random.default_rng(seed).integers(low, high + 1, size=count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, 2 rounds (smoke run)")
+    args = parser.parse_args()
+    size = sizes(args.quick)
+    rounds = size["rounds"]
+    import tensorflow  # noqa: F401 - imported before anything is timed
+
+    from segflow.engine.model import ModelConfig
+
+    features_config = ModelConfig(frame_shape=(FEATURES,), lstm_units=[UNITS])
+    video_config = ModelConfig(
+        frame_shape=VIDEO_SHAPE, input_dtype="uint8", encoder="conv", conv_filters=[16, 32],
+        lstm_units=[UNITS],
+    )
+    rng = np.random.default_rng(0)
+    results: dict[str, Any] = {"lanes": LANES, "segment_length": SEGMENT, "quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="segflow-bench-") as tmp:
+        root = Path(tmp)
+        arrays = [feature_frames(n, rng) for n in lengths(*size["features"], seed=1)]
+        repo, ids = write_set(root, "features", arrays, chunk=64)
+        engine, reader, dataset = stream_setup(repo, ids, features_config, with_labels=False)
+        results["p2_features"] = disk_vs_memory(engine, reader, dataset, predict_all, rounds)
+        results["p1"] = run_p1(engine, dataset, reader, arrays, size["classic_subset"], rounds)
+        del arrays
+
+        videos = [video_frames(n, rng) for n in lengths(*size["video"], seed=2)]
+        repo, ids = write_set(root, "video", videos, chunk=64)
+        del videos
+        engine, reader, dataset = stream_setup(repo, ids, video_config, with_labels=False)
+        results["p2_video"] = disk_vs_memory(engine, reader, dataset, predict_all, rounds)
+
+        arrays = [feature_frames(n, rng) for n in lengths(*size["train"], seed=3)]
+        labels = [np.tanh(a[:, :4].sum(axis=1)).astype(np.float32) for a in arrays]
+        repo, ids = write_set(root, "train", arrays, labels, chunk=64)
+        del arrays, labels
+        engine, reader, dataset = stream_setup(repo, ids, features_config, with_labels=True)
+        results["p6_train"] = disk_vs_memory(engine, reader, dataset, train_all, rounds)
+    path = write_results("streaming", results)
+    print(f"results: {path}")
+    print_table(*table(results))
+
+
+def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Rows: measure, frames/s, baseline frames/s, ratio, goal."""
+    p1 = results["p1"]
+    fps = p1["frames_per_s"]
+    rows: list[list[Any]] = [
+        ["P1 segflow vs classic predict", fps["segflow"], fps["classic predict"],
+         p1["ratio_vs_predict"], ">= 100"],
+        ["P1 segflow vs predict_on_batch", fps["segflow"], fps["classic predict_on_batch"],
+         p1["ratio_vs_predict_on_batch"], "-"],
+    ]
+    for key, label in (
+        ("p2_features", "P2a disk vs memory, 256-d"),
+        ("p2_video", "P2b disk vs memory, 64x64x3 conv"),
+        ("p6_train", "P6 TBPTT train disk vs memory"),
+    ):
+        r = results[key]
+        rows.append([label, r["frames_per_s"]["disk"], r["frames_per_s"]["memory"],
+                     r["ratio_disk_vs_memory"], ">= 0.9"])
+    return ["measure", "frames/s", "baseline frames/s", "ratio", "goal"], rows
+
+
+if __name__ == "__main__":
+    main()

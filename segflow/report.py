@@ -1,0 +1,96 @@
+"""Scoring predictions against labels and drawing them (Prefect-free).
+
+Used by the demo and by anyone checking a model on labelled sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Score:
+    """Frame-level accuracy of binary or multiclass predictions over some sequences."""
+
+    correct: int
+    frames: int
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of frames predicted correctly (0 when there are no frames)."""
+        return self.correct / self.frames if self.frames else 0.0
+
+
+def predicted_classes(outputs: np.ndarray) -> np.ndarray:
+    """Classes from activated outputs: threshold 0.5 for one output, argmax for several."""
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        return (outputs.reshape(len(outputs)) >= 0.5).astype(np.int64)
+    return np.argmax(outputs, axis=-1)
+
+
+def score(
+    ids: Sequence[str],
+    read_outputs: Callable[[str], np.ndarray],
+    read_labels: Callable[[str], np.ndarray],
+) -> Score:
+    """Score per-frame predictions of ``ids`` against their per-frame labels.
+
+    Raises:
+        ValueError: If a sequence's predictions and labels differ in length.
+    """
+    correct = frames = 0
+    for sequence_id in ids:
+        classes = predicted_classes(np.asarray(read_outputs(sequence_id)))
+        labels = np.asarray(read_labels(sequence_id)).reshape(len(classes), -1)[:, 0]
+        if len(labels) != len(classes):
+            raise ValueError(
+                f"Sequence {sequence_id!r}: {len(classes)} predictions but {len(labels)} labels."
+            )
+        correct += int((classes == labels.astype(np.int64)).sum())
+        frames += len(classes)
+    return Score(correct, frames)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot_sequence(
+    path: Path,
+    sequence_id: str,
+    labels: np.ndarray,
+    curves: dict[str, np.ndarray],
+    *,
+    events: np.ndarray | None = None,
+) -> Path:
+    """Draw labels and one or more prediction curves of one sequence to a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=110)
+    frames = np.arange(len(labels))
+    ax.step(frames, labels, where="post", color="black", linewidth=2, label="label")
+    for name, values in curves.items():
+        ax.plot(frames[: len(values)], values, linewidth=1.3, label=name)
+    if events is not None:
+        for frame in np.flatnonzero(events):
+            ax.axvline(frame, color="orange", alpha=0.35, linewidth=1)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("P(odd number of flashes)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"{sequence_id}: predictions against labels")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,513 @@
+"""Training a stateful LSTM over stored sequences, resumable from checkpoints.
+
+:func:`train` selects the complete sequences, infers the model if none is given, streams every
+epoch through a :class:`~segflow.engine.engine.StreamingEngine` (lanes, truncated BPTT) and
+
+- checkpoints every ``checkpoints.every_steps`` optimizer steps and at the end of each epoch,
+  under ``runs/train-<model_tag>/`` of the checkpoint store;
+- resumes from the latest checkpoint when one exists: weights, optimizer slots, lane state and
+  the cursor (epoch, step, metric sums) are restored, so with op determinism enabled a resumed
+  run reaches bit-for-bit the weights of an uninterrupted one;
+- evaluates ``validation_ids`` after each epoch, keeping the training lanes' state untouched;
+- exports the model under ``models/<model_tag>/`` when the last epoch ends.
+
+A resumed run carries on over the sequences its checkpoint records (``Cursor.ids``), even if
+the selection would now give others (e.g. a store grown by an ingest meanwhile). A finished run
+called again with the same parameters only reports (and re-exports if the export is missing).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from segflow.checkpoint import MANIFEST, MODELS, CheckpointManager, Cursor, export_model
+from segflow.config import ModelConfig, SelectionConfig, TrainParams
+from segflow.engine.engine import StreamingEngine
+from segflow.engine.lanes import read_lane_state, write_lane_state
+from segflow.engine.pipeline import StepReader
+from segflow.errors import ConfigError, IncompleteSequenceError, KeyNotFoundError
+from segflow.errors import SequenceNotFoundError
+from storage.base import Store
+from storage.sequences import SequenceRepository
+from storage.urls import open_store
+
+__all__ = ["TrainReport", "infer_model_config", "select_sequences", "train", "train_run_key"]
+
+#: Units of the LSTM of an inferred model.
+DEFAULT_UNITS = 32
+#: The avgpool encoder of an inferred image model pools until a frame is at most this long.
+MAX_ENCODED_FEATURES = 256
+#: Integer labels up to this many classes are taken as a multiclass task.
+MAX_CLASSES = 256
+
+StepCallback = Callable[[dict[str, Any]], None]
+
+# What tf.summary.scalar tags a value with, written directly: tf.summary.scalar needs the
+# tensorboard package, while the event files need only TensorFlow.
+_SCALAR = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a training run did.
+
+    Attributes:
+        epochs: Completed epochs.
+        steps: Optimizer steps over the whole run (every call that resumed it).
+        history: Per epoch: ``loss``, ``accuracy`` (``mae`` for regression) and, with
+            validation sequences, ``val_loss`` and ``val_accuracy`` (``val_mae``).
+        checkpoint: The last checkpoint written (or found).
+        model_tag: The exported model's tag.
+        config_hash: Hash of the model configuration.
+        seconds: Wall time of this call.
+        frames: Real frames trained on over the whole run (every epoch).
+        ids: The training sequences, in schedule order.
+        resumed_from: The checkpoint this call started from, if any.
+        steps_run: Optimizer steps run by this call.
+    """
+
+    epochs: int
+    steps: int
+    history: list[dict[str, float]]
+    checkpoint: str | None
+    model_tag: str
+    config_hash: str
+    seconds: float
+    frames: int
+    ids: tuple[str, ...] = ()
+    resumed_from: str | None = None
+    steps_run: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return {**asdict(self), "ids": list(self.ids)}
+
+
+def train_run_key(model_tag: str) -> str:
+    """The checkpoint run key of training ``model_tag``: ``train-<model_tag>``."""
+    return f"train-{model_tag}"
+
+
+# -- selection and inference ---------------------------------------------------------------
+
+
+def select_sequences(repo: SequenceRepository, selection: SelectionConfig) -> list[str]:
+    """Return the ids of the complete sequences ``selection`` picks, in run order.
+
+    Explicit ``ids`` keep their order (duplicates dropped) and must all exist and be complete;
+    without ``ids`` every complete sequence is taken, sorted, and incomplete ones are skipped.
+    ``pattern`` and ``partition`` then filter.
+
+    Raises:
+        SequenceNotFoundError: If explicit ids are missing (the message names them).
+        IncompleteSequenceError: If explicit ids are not complete (the message names them).
+        ConfigError: If nothing is selected.
+    """
+    if selection.ids is not None:
+        ids = list(dict.fromkeys(selection.ids))
+        _require_complete(repo, ids)
+    else:
+        ids = [i for i in repo.ids() if repo.meta(i).complete]
+    if selection.pattern is not None:
+        ids = [i for i in ids if fnmatch.fnmatchcase(i, selection.pattern)]
+    if selection.partition is not None:
+        ids = [i for i in ids if repo.meta(i).partition == selection.partition]
+    if not ids:
+        raise ConfigError(
+            f"No complete sequence in store {repo.store.url!r} matches the selection "
+            f"{selection.model_dump(exclude_none=True)}; expected at least one."
+        )
+    return ids
+
+
+def _require_complete(repo: SequenceRepository, ids: list[str]) -> None:
+    missing = [i for i in ids if not repo.exists(i)]
+    incomplete = [i for i in ids if i not in missing and not repo.meta(i).complete]
+    also = f"; also not complete: {incomplete}" if incomplete else ""
+    if missing:
+        raise SequenceNotFoundError(
+            f"Selected sequence(s) {missing} not found in store {repo.store.url!r}{also}."
+        )
+    if incomplete:
+        raise IncompleteSequenceError(
+            f"Selected sequence(s) {incomplete} in store {repo.store.url!r} are not complete "
+            "(an ingest did not finish); re-run the ingest or leave them out."
+        )
+
+
+def infer_model_config(
+    repo: SequenceRepository, ids: Sequence[str], *, lstm_units: int = DEFAULT_UNITS
+) -> ModelConfig:
+    """Infer a model for sequences ``ids`` from their stored frames and labels.
+
+    - frames: shape and dtype of the first sequence; ``uint8`` stays ``uint8``, anything else
+      is fed as ``float32``. Feature vectors use encoder ``none``; images ``avgpool``, pooled
+      until a frame is at most :data:`MAX_ENCODED_FEATURES` values.
+    - labels (every sequence's): all integral and in {0, 1} → ``binary`` (one output per label
+      column); one integral column in [0, :data:`MAX_CLASSES`) with a value above 1 →
+      ``multiclass`` (max + 1 classes); otherwise ``regression``. Float labels holding whole
+      numbers count as integral (CSV label columns are stored as float32).
+    - head: ``many_to_one`` if every sequence has one label (``per_sequence``), else
+      ``many_to_many``.
+
+    Raises:
+        ConfigError: If ``ids`` is empty, a sequence has no labels, or frames cannot be
+            encoded.
+    """
+    if not ids:
+        raise ConfigError("Received an empty list of sequence ids; expected at least one.")
+    info = repo.info(ids[0])
+    encoder, pool_size = _encoder_for(info.frame_shape)
+    values, per_sequence = _label_values(repo, ids)
+    task, outputs = _task_for(values)
+    return ModelConfig(
+        frame_shape=info.frame_shape,
+        input_dtype="uint8" if np.dtype(info.dtype) == np.uint8 else "float32",
+        encoder=encoder,
+        pool_size=pool_size,
+        lstm_units=[lstm_units],
+        head="many_to_one" if per_sequence else "many_to_many",
+        task=task,
+        outputs=outputs,
+    )
+
+
+def _encoder_for(frame_shape: tuple[int, ...]) -> tuple[str, int]:
+    if len(frame_shape) <= 1:
+        return "none", 2
+    if len(frame_shape) > 3:
+        raise ConfigError(
+            f"Cannot infer a model for frames of shape {frame_shape}: expected feature vectors "
+            "or images (height, width[, channels]); pass a model config."
+        )
+    height, width = frame_shape[:2]
+    channels = frame_shape[2] if len(frame_shape) == 3 else 1
+    pool = 1
+    while math.ceil(height / pool) * math.ceil(width / pool) * channels > MAX_ENCODED_FEATURES:
+        pool += 1
+        if pool >= max(height, width):
+            break
+    return "avgpool", pool
+
+
+def _label_values(repo: SequenceRepository, ids: Sequence[str]) -> tuple[np.ndarray, bool]:
+    """Every sequence's labels as (rows, columns) float64, and whether all are per sequence."""
+    chunks, kinds = [], set()
+    for sequence_id in ids:
+        array = repo.labels(sequence_id)
+        if array is None:
+            raise ConfigError(
+                f"Sequence {sequence_id!r} in store {repo.store.url!r} has no labels; training "
+                "needs labels for every sequence (ingest them with the sequence)."
+            )
+        meta = repo.meta(sequence_id)
+        rows = 1 if meta.label_kind == "per_sequence" else meta.length
+        kinds.add(meta.label_kind)
+        values = np.asarray(array[:rows], dtype=np.float64)
+        chunks.append(values.reshape(len(values), -1))
+    return np.concatenate(chunks), kinds == {"per_sequence"}
+
+
+def _task_for(values: np.ndarray) -> tuple[str, int]:
+    columns = values.shape[1]
+    if values.size and np.isfinite(values).all() and np.array_equal(values, np.round(values)):
+        low, high = values.min(), values.max()
+        if low >= 0 and high <= 1:
+            return "binary", columns
+        if low >= 0 and columns == 1 and high < MAX_CLASSES:
+            return "multiclass", int(high) + 1
+    return "regression", columns
+
+
+# -- training ------------------------------------------------------------------------------
+
+
+def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainReport:
+    """Train (or resume training) the model of ``params``; return what was done.
+
+    Args:
+        params: The run's parameters.
+        on_step: Called after every optimizer step with ``{"epoch", "epochs", "step",
+            "steps_per_epoch", "global_step", "loss", "frames"}``: ``epoch`` is the 0-based
+            epoch in progress, ``step`` the steps done in it, ``loss`` this step's mean loss,
+            ``frames`` the real frames of this step. An exception it raises stops the run
+            (the last checkpoint stays).
+
+    Raises:
+        ConfigError: On an empty selection, missing labels, or a checkpoint of another model
+            configuration or stream settings under the same ``model_tag``.
+        SequenceNotFoundError, IncompleteSequenceError: On explicit ids that cannot be used.
+        CheckpointError: If the latest checkpoint is corrupt.
+    """
+    started = time.perf_counter()
+    keras.utils.set_random_seed(params.seed)
+    tf.config.experimental.enable_op_determinism()
+    repo = SequenceRepository(open_store(params.store.url, params.store.storage_options))
+    ckpt_store = open_store(params.checkpoints.url, params.checkpoints.storage_options)
+    manager = CheckpointManager(
+        ckpt_store, train_run_key(params.model_tag), keep=params.checkpoints.keep
+    )
+    latest = manager.latest()
+    ids, config, saved = _plan(repo, manager, latest, params)
+    if saved is not None and saved.epoch >= params.epochs and latest is not None:
+        if _export_current(ckpt_store, params.model_tag, latest):
+            return _report(params, config, saved, latest, started, resumed_from=latest)
+    reader = StepReader(
+        repo, ids, lanes=params.stream.lanes, segment_length=params.stream.segment_length,
+        with_labels=True,
+    )
+    engine = _build_engine(params, config, reader)
+    validation = _validation_reader(repo, params)
+    cursor = _fresh_cursor(ids, params) if latest is None else manager.restore(engine, latest)
+    trainer = _Trainer(params, engine, reader, manager, on_step, validation)
+    with trainer:
+        cursor = trainer.run(cursor)
+    name = trainer.last_checkpoint or latest
+    if name is not None and not _export_current(ckpt_store, params.model_tag, name):
+        meta = _export_meta(params, cursor, name, manager.run_key)
+        export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
+    return _report(params, config, cursor, name, started, latest, trainer.steps_run)
+
+
+def _plan(
+    repo: SequenceRepository, manager: CheckpointManager, latest: str | None, params: TrainParams
+) -> tuple[list[str], ModelConfig, Cursor | None]:
+    """The run's ids and model config, and the latest checkpoint's cursor if there is one.
+
+    A new run selects and infers; a resumed run keeps what its checkpoint recorded.
+    """
+    if latest is None:
+        ids = select_sequences(repo, params.selection)
+        return ids, params.model or infer_model_config(repo, ids), None
+    saved = manager.read_cursor(latest)
+    _check_cursor(saved, latest, manager)
+    config = manager.read_config(latest)
+    if params.model is not None and params.model.config_hash() != config.config_hash():
+        raise ConfigError(
+            f"Model config mismatch: the given model has config hash "
+            f"{params.model.config_hash()}, but run {manager.run_key!r} in store "
+            f"{manager.store.url!r} was checkpointed ({latest}) with config hash "
+            f"{config.config_hash()}; use another model tag or delete those checkpoints."
+        )
+    return list(saved.ids), config, saved
+
+
+def _build_engine(params: TrainParams, config: ModelConfig, reader: StepReader) -> StreamingEngine:
+    # One label per frame: (B, L) and (B, L, 1) are the engine's default label shape.
+    label_shape = None if reader.label_shape in ((), (1,)) else reader.label_shape
+    return StreamingEngine(
+        config,
+        lanes=params.stream.lanes,
+        segment_length=params.stream.segment_length,
+        learning_rate=params.learning_rate,
+        reset_every_segment=params.reset_every_segment,
+        label_shape=label_shape,
+    )
+
+
+def _validation_reader(repo: SequenceRepository, params: TrainParams) -> StepReader | None:
+    if not params.validation_ids:
+        return None
+    ids = select_sequences(repo, SelectionConfig(ids=params.validation_ids))
+    return StepReader(
+        repo, ids, lanes=params.stream.lanes, segment_length=params.stream.segment_length,
+        with_labels=True,
+    )
+
+
+def _report(
+    params: TrainParams,
+    config: ModelConfig,
+    cursor: Cursor,
+    checkpoint: str | None,
+    started: float,
+    resumed_from: str | None,
+    steps_run: int = 0,
+) -> TrainReport:
+    return TrainReport(
+        epochs=cursor.epoch,
+        steps=int(cursor.extra["steps"]),
+        history=list(cursor.extra["history"]),
+        checkpoint=checkpoint,
+        model_tag=params.model_tag,
+        config_hash=config.config_hash(),
+        seconds=time.perf_counter() - started,
+        frames=int(cursor.extra["frames"]),
+        ids=cursor.ids,
+        resumed_from=resumed_from,
+        steps_run=steps_run,
+    )
+
+
+def _fresh_cursor(ids: list[str], params: TrainParams) -> Cursor:
+    return Cursor(
+        kind="train",
+        epoch=0,
+        step=0,
+        ids=tuple(ids),
+        lanes=params.stream.lanes,
+        segment_length=params.stream.segment_length,
+        extra={"history": [], "totals": _zero_totals(), "frames": 0, "steps": 0},
+    )
+
+
+def _check_cursor(cursor: Cursor, name: str, manager: CheckpointManager) -> None:
+    missing = {"history", "totals", "frames", "steps"} - set(cursor.extra)
+    if cursor.kind != "train" or missing:
+        raise ConfigError(
+            f"Checkpoint {name!r} of run {manager.run_key!r} in store {manager.store.url!r} is "
+            f"not a training checkpoint (kind {cursor.kind!r}, missing {sorted(missing)}); "
+            "use another model tag or checkpoint store."
+        )
+
+
+def _zero_totals() -> dict[str, float]:
+    return {"loss_sum": 0.0, "metric_sum": 0.0, "count": 0.0}
+
+
+def _export_current(store: Store, model_tag: str, checkpoint: str) -> bool:
+    """Whether ``models/<tag>/`` already holds the export of ``checkpoint``."""
+    try:
+        manifest = json.loads(store.read_bytes(f"{MODELS}/{model_tag}/{MANIFEST}"))
+    except (KeyNotFoundError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("checkpoint") == checkpoint
+
+
+def _export_meta(
+    params: TrainParams, cursor: Cursor, checkpoint: str, run_key: str
+) -> dict[str, Any]:
+    return {
+        "checkpoint": checkpoint,
+        "run_key": run_key,
+        "epochs": cursor.epoch,
+        "steps": cursor.extra["steps"],
+        "history": cursor.extra["history"],
+        "ids": list(cursor.ids),
+        "train_store": params.store.url,
+        "lanes": cursor.lanes,
+        "segment_length": cursor.segment_length,
+    }
+
+
+@dataclass
+class _Trainer:
+    """Runs the epochs of one :func:`train` call: steps, checkpoints, validation, TensorBoard."""
+
+    params: TrainParams
+    engine: StreamingEngine
+    reader: StepReader
+    manager: CheckpointManager
+    on_step: StepCallback | None
+    validation: StepReader | None = None
+    last_checkpoint: str | None = None
+    steps_run: int = 0
+    _writer: Any = field(default=None, repr=False)
+
+    def __enter__(self) -> _Trainer:
+        if self.params.tensorboard_dir:
+            self._writer = tf.summary.create_file_writer(self.params.tensorboard_dir)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def run(self, cursor: Cursor) -> Cursor:
+        """Run the epochs left after ``cursor``; return the final cursor."""
+        while cursor.epoch < self.params.epochs:
+            cursor = self._epoch(cursor)
+        return cursor
+
+    def _epoch(self, cursor: Cursor) -> Cursor:
+        per_epoch = self.reader.num_steps
+        extra = {**cursor.extra, "totals": dict(cursor.extra["totals"])}
+        for index, batch in enumerate(self.reader.iter_batches(cursor.step), start=cursor.step):
+            sums = self.engine.train_step(*_step_args(self.engine, batch))
+            frames = int(np.count_nonzero(batch["mask"]))
+            for key, value in sums.items():
+                extra["totals"][key] += float(value)
+            extra["frames"] += frames
+            extra["steps"] += 1
+            self.steps_run += 1
+            loss = float(sums["loss_sum"]) / max(float(sums["count"]), 1.0)
+            self._scalars({"step/loss": loss}, extra["steps"])
+            if extra["steps"] % self.params.checkpoints.every_steps == 0 and index + 1 < per_epoch:
+                self._save(_advance(cursor, cursor.epoch, index + 1, extra))
+            if self.on_step is not None:
+                self.on_step({
+                    "epoch": cursor.epoch, "epochs": self.params.epochs, "step": index + 1,
+                    "steps_per_epoch": per_epoch, "global_step": extra["steps"],
+                    "loss": loss, "frames": frames,
+                })
+        metrics = _means(extra["totals"], self.engine.metric_name)
+        if self.validation is not None:
+            metrics |= self._validate()
+        self._scalars({f"epoch/{k}": v for k, v in metrics.items()}, cursor.epoch + 1)
+        extra |= {"history": [*extra["history"], metrics], "totals": _zero_totals()}
+        done = _advance(cursor, cursor.epoch + 1, 0, extra)
+        self._save(done)
+        return done
+
+    def _validate(self) -> dict[str, float]:
+        """Evaluate the validation sequences, leaving the training lanes' state as it was."""
+        assert self.validation is not None
+        saved = read_lane_state(self.engine.model)
+        try:
+            result = self.engine.evaluate(self.validation.iter_batches())
+        finally:
+            pass
+        return {f"val_{key}": value for key, value in result.items()}
+
+    def _save(self, cursor: Cursor) -> None:
+        self.last_checkpoint = self.manager.save(self.engine, cursor, self.engine.config)
+
+    def _scalars(self, values: dict[str, float], step: int) -> None:
+        if self._writer is None:
+            return
+        with self._writer.as_default():
+            for name, value in values.items():
+                tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR)
+
+
+def _advance(cursor: Cursor, epoch: int, step: int, extra: dict[str, Any]) -> Cursor:
+    return Cursor(
+        kind="train", epoch=epoch, step=step, ids=cursor.ids, lanes=cursor.lanes,
+        segment_length=cursor.segment_length,
+        extra={**extra, "totals": dict(extra["totals"])},
+    )
+
+
+def _means(totals: dict[str, float], metric: str) -> dict[str, float]:
+    count = max(totals["count"], 1.0)
+    return {"loss": totals["loss_sum"] / count, metric: totals["metric_sum"] / count}
+
+
+def _step_args(engine: StreamingEngine, batch: dict[str, np.ndarray]) -> tuple[Any, ...]:
+    """The train step's arguments from a pipeline batch, in the dtypes and shapes it traces."""
+    b, length = engine.lanes, engine.segment_length
+    labels = batch["labels"]
+    shape = (b, length, *engine.label_shape)
+    if labels.shape != shape:
+        if labels.size != math.prod(shape):
+            raise ConfigError(
+                f"Received labels of shape {labels.shape[2:]} per frame; expected "
+                f"{engine.label_shape} for task {engine.config.task!r} with "
+                f"{engine.config.outputs} outputs."
+            )
+        labels = labels.reshape(shape)
+    frames = batch["frames"].astype(engine.config.input_dtype, copy=False)
+    return frames, batch["mask"], batch["reset"], labels, batch["ends"]
