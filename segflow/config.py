@@ -68,7 +68,7 @@ class WriteConfig(Frozen):
         2, gt=0, description="Blocks encoded and written concurrently."
     )
     block_bytes: int = Field(
-        64 * 2**20,
+        16 * 2**20,
         gt=0,
         description="Target bytes per written block (a whole number of segments, at least one).",
     )

@@ -36,8 +36,12 @@ from segflow.config import ModelConfig, SelectionConfig, TrainParams
 from segflow.engine.engine import StreamingEngine
 from segflow.engine.lanes import read_lane_state, write_lane_state
 from segflow.engine.pipeline import StepReader
-from segflow.errors import ConfigError, IncompleteSequenceError, KeyNotFoundError
-from segflow.errors import SequenceNotFoundError
+from segflow.errors import (
+    ConfigError,
+    IncompleteSequenceError,
+    KeyNotFoundError,
+    SequenceNotFoundError,
+)
 from storage.base import Store
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
@@ -469,7 +473,7 @@ class _Trainer:
         try:
             result = self.engine.evaluate(self.validation.iter_batches())
         finally:
-            pass
+            write_lane_state(self.engine.model, saved)
         return {f"val_{key}": value for key, value in result.items()}
 
     def _save(self, cursor: Cursor) -> None:

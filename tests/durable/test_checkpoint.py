@@ -71,7 +71,8 @@ def trained_engine(steps: int = 2) -> StreamingEngine:
 def perturb(engine: StreamingEngine, seed: int = 1) -> None:
     """Give weights and lane state new values, without the cost of tracing a train step."""
     rng = np.random.default_rng(seed)
-    variables = [*engine.model.trainable_variables, *engine.checkpoint_objects()["lane_state"].values()]
+    lanes = engine.checkpoint_objects()["lane_state"].values()
+    variables = [*engine.model.trainable_variables, *lanes]
     for variable in variables:
         variable.assign(rng.normal(size=variable.shape).astype(np.float32) * 0.3)
 

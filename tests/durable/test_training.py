@@ -198,7 +198,8 @@ def test_validation_leaves_training_untouched(
     ] * 2
     trained = [{k: h[k] for k in ("loss", "accuracy")} for h in report.history]
     assert trained == reference["report"].history
-    assert_same_weights(load_exported(LocalStore(tmp_path / "ckpt"), "tiny")[2], reference["weights"])
+    exported = load_exported(LocalStore(tmp_path / "ckpt"), "tiny")[2]
+    assert_same_weights(exported, reference["weights"])
     # The lane state checkpointed at the end of the run is training's, not validation's.
     assert _final_lane_state(tmp_path / "ckpt") == _final_lane_state(reference["ckpt"])
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
