@@ -274,3 +274,18 @@ class PredictParams(Frozen):
     @classmethod
     def _check_tag(cls, value: str) -> str:
         return validate_id(value, what="model tag")
+
+
+class DemoParams(Frozen):
+    """Parameters of the demo: a memory task on synthetic video, end to end."""
+
+    workdir: str = Field("segflow-demo", description="Where every output of the demo goes.")
+    videos: int = Field(24, gt=2, description="Synthetic videos (a quarter are held out).")
+    frames: int = Field(192, gt=0, description="Frames per video.")
+    size: int = Field(32, gt=0, description="Frame height and width (even).")
+    seed: int = Field(0, description="Seed of data and weights.")
+    epochs: int = Field(30, gt=0, description="Training epochs of each model.")
+    lanes: int = Field(6, gt=0, description="Sequences side by side.")
+    segment_length: int = Field(16, gt=0, description="Frames per lane per step.")
+    units: int = Field(32, gt=0, description="LSTM units.")
+    learning_rate: float = Field(0.01, gt=0, description="Adam learning rate.")

@@ -25,7 +25,6 @@ resumed run never reads a state that the interrupted run already replaced.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -36,8 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from segflow.config import ModelConfig, PredictParams, SelectionConfig
-from segflow.errors import CheckpointError, ConfigError, IncompleteSequenceError
+from segflow.config import ModelConfig, PredictParams
+from segflow.errors import CheckpointError, ConfigError
 from segflow.ids import validate_id
 from storage.base import Store
 from storage.predictions import PredictionMeta, PredictionRepository, now_iso
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from segflow.engine.pipeline import StepReader
     from segflow.engine.scheduler import Step
 
-__all__ = ["PredictReport", "SequenceReport", "load_model", "predict", "select_sequences"]
+__all__ = ["LoadedModel", "PredictReport", "SequenceReport", "load_model", "predict"]
 
 Action = Literal["predict", "continue", "skip"]
 StepCallback = Callable[[dict[str, Any]], None]
@@ -92,7 +91,8 @@ class PredictReport:
         predicted: Sequences predicted from frame 0.
         continued: Sequences continued over their new frames.
         skipped: Sequences already complete and unchanged.
-        frames: Frames predicted by this run.
+        frames: Frames the run's plan streams (after a resume, those streamed before the
+            interruption included).
         steps: Scheduler steps run by this process (after a resume: the remaining ones).
         resumed_from: Step the run resumed from, or None for a fresh run.
         seconds: Wall-clock duration.
@@ -116,39 +116,6 @@ class PredictReport:
         data = asdict(self)
         data["sequences"] = [asdict(row) | {"frames": row.frames} for row in self.sequences]
         return data
-
-
-# -- selection ---------------------------------------------------------------------------------
-
-
-def select_sequences(repo: SequenceRepository, selection: SelectionConfig) -> list[str]:
-    """Return the ids a run uses, in order.
-
-    Explicit ``ids`` must exist and be complete; without ``ids`` every complete sequence of
-    the store is taken (incomplete ones are being ingested and are left out). ``pattern`` and
-    ``partition`` then filter.
-
-    Raises:
-        ConfigError: If nothing is selected.
-        SequenceNotFoundError: If an explicit id does not exist.
-        IncompleteSequenceError: If an explicit id is not complete.
-    """
-    if selection.ids is not None:
-        ids = [validate_id(i) for i in selection.ids]
-        metas = {i: repo.require_complete(i) for i in ids}
-    else:
-        metas = {i: m for i in repo.ids() if (m := repo.meta(i)).complete}
-        ids = list(metas)
-    if selection.pattern is not None:
-        ids = [i for i in ids if fnmatch.fnmatchcase(i, selection.pattern)]
-    if selection.partition is not None:
-        ids = [i for i in ids if metas[i].partition == selection.partition]
-    if not ids:
-        raise ConfigError(
-            f"No sequence selected in store {repo.store.url!r} by {selection.model_dump()}; "
-            "expected at least one complete sequence."
-        )
-    return ids
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -278,7 +245,9 @@ def _plan(
     return entries, states
 
 
-def _decide(seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel) -> tuple[Action, int]:
+def _decide(
+    seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel
+) -> tuple[Action, int]:
     """``(action, first frame)`` for a sequence given its previous predictions, if any."""
     same_model = old is not None and (
         old.config_hash == model.config.config_hash()
@@ -447,13 +416,11 @@ def _stream(run: _Run, reader: StepReader, on_step: StepCallback | None) -> int:
         a.sequence: a.first_step
         for a in assignments(lengths, engine.lanes, engine.segment_length)
     }
-    done = 0
     batches = reader.iter_batches(run.start_step)
     try:
-        done = _loop(run, reader, batches, first_step, on_step)
+        return _loop(run, reader, batches, first_step, on_step)
     finally:
         batches.close()  # stops the reader threads at once, also when a step raised
-    return done
 
 
 def _loop(
@@ -463,8 +430,6 @@ def _loop(
     first_step: dict[int, int],
     on_step: StepCallback | None,
 ) -> int:
-    from segflow.engine.lanes import read_lane_state
-
     engine, every = run.engine, run.params.checkpoints.every_steps
     dtype = np.dtype(engine.config.input_dtype)
     done = 0
@@ -475,22 +440,31 @@ def _loop(
             frames = frames.astype(dtype)
         outputs = engine.predict_step(frames, batch["mask"], reset).numpy()
         del batch, frames  # lets the reader recycle the batch's memory
-        lane_state = None
-        for lane, slot in enumerate(step.slots):
-            if slot.sequence is None:
-                continue
-            run.writer.slot(slot.sequence, slot.start, outputs[lane, : slot.valid])
-            if slot.ends:
-                lane_state = lane_state or read_lane_state(engine.model)
-                state = {k: v[lane] for k, v in lane_state.items()}
-                run.writer.end(slot.sequence, outputs[lane], state)
+        _write_step(run, step, outputs)
         done += 1
         following = step.index + 1
         if following % every == 0 and following < reader.num_steps:
             _save(run, following, first_step)
         if on_step is not None:
-            on_step({"step": step.index, "steps": reader.num_steps})
+            frames_done = sum(slot.valid for slot in step.slots)
+            on_step({"step": step.index, "steps": reader.num_steps, "frames": frames_done})
     return done
+
+
+def _write_step(run: _Run, step: Step, outputs: np.ndarray) -> None:
+    """Hand each lane's rows to the writer; finish the sequences that end in this step."""
+    from segflow.engine.lanes import read_lane_state
+
+    lane_state = None
+    for lane, slot in enumerate(step.slots):
+        if slot.sequence is None:
+            continue
+        run.writer.slot(slot.sequence, slot.start, outputs[lane, : slot.valid])
+        if slot.ends:
+            # Padded frames leave the state as it is, so this is the state after the last frame.
+            lane_state = lane_state or read_lane_state(run.engine.model)
+            state = {key: rows[lane] for key, rows in lane_state.items()}
+            run.writer.end(slot.sequence, outputs[lane], state)
 
 
 def _inject_states(run: _Run, step: Step, reset: np.ndarray) -> np.ndarray:
@@ -548,7 +522,10 @@ def _save(run: _Run, step: int, first_step: dict[int, int]) -> None:
 def _run_key(params: PredictParams, model: LoadedModel, store: Store) -> str:
     """What a checkpoint must match to be carried on: same parameters, data store and model."""
     identity = {
-        "params": params.model_dump(mode="json", exclude={"checkpoints"}),
+        # Not the checkpoint settings nor storage options (credentials may rotate).
+        "params": params.model_dump(
+            mode="json", exclude={"checkpoints": True, "store": {"storage_options"}}
+        ),
         "store": store.url,
         "checkpoint": model.checkpoint,
         "digest": model.digest,
@@ -607,7 +584,7 @@ def predict(
         params: What to predict, with which model, where checkpoints go.
         run_id: Recorded as ``flow_run_id`` and as the lock's owner (e.g. the Prefect flow
             run id); default ``pid-<pid>``.
-        on_step: Called after every step with ``{"step", "steps"}`` (progress; an exception
+        on_step: Called after every step with ``{"step", "steps", "frames"}`` (progress; an exception
             raised there stops the run like a crash would).
         break_lock: Take the tag's lock even if another run holds it (see
             :mod:`storage.predictions` for when that is safe).
@@ -621,6 +598,8 @@ def predict(
         CheckpointError: No model for the tag, or a corrupt one.
         LockedError: Another run writes predictions for the tag.
     """
+    from segflow.training import select_sequences  # the same selection as training
+
     started = time.monotonic()
     tag = validate_id(params.model_tag, what="model tag")
     store = open_store(params.store.url, params.store.storage_options)

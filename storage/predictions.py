@@ -148,12 +148,12 @@ class PredictionRepository:
     def tags(self) -> list[str]:
         """Return the model tags that have predictions, sorted."""
         keys = self.store.list(PREDICTIONS)
-        return sorted({k.split("/")[1] for k in keys if k.count("/") == 2 and k.endswith("zarr.json")})
+        return sorted({k.split("/")[1] for k in keys if k.count("/") == 2 and _is_group(k)})
 
     def ids(self, model_tag: str) -> list[str]:
         """Return the sequence ids with predictions (complete or not) under ``model_tag``."""
         keys = self.store.list(prediction_path(model_tag))
-        return sorted({k.split("/")[2] for k in keys if k.count("/") == 3 and k.endswith("/zarr.json")})
+        return sorted({k.split("/")[2] for k in keys if k.count("/") == 3 and _is_group(k)})
 
     def exists(self, model_tag: str, sequence_id: str) -> bool:
         """Return whether predictions exist for a sequence."""
@@ -297,7 +297,9 @@ class PredictionRepository:
             record = json.loads(raw)
         except ValueError:
             record = None
-        return record if isinstance(record, dict) else {"unreadable": raw[:200].decode(errors="replace")}
+        if isinstance(record, dict):
+            return record
+        return {"unreadable": raw[:200].decode(errors="replace")}
 
     @contextmanager
     def lock(
@@ -374,6 +376,10 @@ class PredictionRepository:
         for path in (PREDICTIONS, prediction_path(model_tag)):
             if not self.store.exists(f"{path}/zarr.json"):
                 zarr.open_group(self._zarr, path=path, mode="a")
+
+
+def _is_group(key: str) -> bool:
+    return key.endswith("/zarr.json")
 
 
 def _state_name(key: str) -> str:

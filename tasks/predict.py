@@ -1,0 +1,42 @@
+"""Prefect tasks for prediction: one coarse task per prediction pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from segflow.config import PredictParams
+from segflow.predicting import predict
+from tasks.progress import StepProgress
+from tasks.train import _key
+
+
+@task(name="predict", cache_policy=NO_CACHE, task_run_name="predict {params.model_tag}")
+def predict_task(params: PredictParams, run_id: str | None) -> dict[str, Any]:
+    """Predict (or resume, or continue) every selected sequence; return the report."""
+    progress = StepProgress(_key("predict-progress", params.model_tag), f"predict {params.model_tag}")
+
+    def on_step(event: dict[str, Any]) -> None:
+        progress({**event, "fraction": (event["step"] + 1) / max(1, event["steps"])})
+
+    try:
+        return predict(params, run_id=run_id, on_step=on_step).to_json()
+    finally:
+        progress.close()
+
+
+@task(name="publish-predict-report", cache_policy=NO_CACHE)
+def publish_predict_report(report: dict[str, Any]) -> None:
+    """Publish one row per sequence (action, frames) as a table artifact."""
+    create_table_artifact(
+        key=_key("predict", report["model_tag"]),
+        table=report["sequences"],
+        description=(
+            f"**segflow predict `{report['model_tag']}`**: {report['predicted']} predicted, "
+            f"{report['continued']} continued, {report['skipped']} skipped; "
+            f"{report['frames']} frames in {report['seconds']:.1f} s."
+        ),
+    )
