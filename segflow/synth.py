@@ -37,18 +37,24 @@ def _positive(name: str, value: int) -> int:
 
 
 def flash_schedule(
-    frames: int, rng: np.random.Generator, *, min_gap: int = 4, max_gap: int = 16
+    frames: int,
+    rng: np.random.Generator,
+    *,
+    min_gap: int = 4,
+    max_gap: int = 16,
+    max_duration: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw when flashes happen and the parity labels they imply.
 
-    Flashes last one or two frames and start ``min_gap``-``max_gap`` frames apart, so
-    consecutive events never merge.
+    Flashes last one to ``max_duration`` frames and start ``min_gap``-``max_gap`` frames
+    apart, so consecutive events never merge.
 
     Args:
         frames: Sequence length.
         rng: Random generator.
         min_gap: Smallest distance between two flash starts.
         max_gap: Largest distance between two flash starts.
+        max_duration: Longest flash, in frames (at most ``min_gap - 1``).
 
     Returns:
         ``(flash, labels)``: ``flash[t]`` is True while a flash is visible; ``labels[t]`` (int8)
@@ -59,7 +65,7 @@ def flash_schedule(
     position = int(rng.integers(2, max_gap))
     while position < frames:
         onsets[position] = 1
-        flash[position : position + int(rng.integers(1, 3))] = True
+        flash[position : position + int(rng.integers(1, max_duration + 1))] = True
         position += int(rng.integers(min_gap, max_gap + 1))
     labels = (np.cumsum(onsets, dtype=np.int64) % 2).astype(np.int8)
     return flash, labels
@@ -106,10 +112,18 @@ def available_encoder(preferred: str) -> str:
 
 
 def _write_video(
-    path: Path, *, frames: int, height: int, width: int, fps: int, codec: str, seed: int
+    path: Path,
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    fps: int,
+    codec: str,
+    seed: int,
+    flashes: dict[str, int],
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    flash, labels = flash_schedule(frames, rng)
+    flash, labels = flash_schedule(frames, rng, **flashes)
     scene = _Background(height, width, rng)
     with av.open(str(path), mode="w") as container:
         container.metadata["creation_time"] = SYNTH_START.isoformat() + "Z"
@@ -140,6 +154,9 @@ def synth_videos(
     seed: int = 0,
     codec: str = "libx264",
     extension: str = ".mp4",
+    min_gap: int = 4,
+    max_gap: int = 16,
+    max_flash_frames: int = 2,
 ) -> list[str]:
     """Write ``count`` flash-memory videos and their ``<stem>.labels.npy`` sidecars.
 
@@ -153,6 +170,9 @@ def synth_videos(
         seed: Seed; video ``i`` uses ``seed + i``.
         codec: Preferred encoder; falls back along :data:`FALLBACK_CODECS` if unavailable.
         extension: Container, chosen by extension (``.mp4``, ``.mkv``, ``.avi``...).
+        min_gap: Smallest distance between two flash starts.
+        max_gap: Largest distance between two flash starts.
+        max_flash_frames: Longest flash, in frames.
 
     Returns:
         The video paths, in order (``video_000.mp4``...). Each has per-frame int8 labels in
@@ -180,6 +200,7 @@ def synth_videos(
             fps=fps,
             codec=encoder,
             seed=seed + i,
+            flashes={"min_gap": min_gap, "max_gap": max_gap, "max_duration": max_flash_frames},
         )
         np.save(out / f"video_{i:03d}.labels.npy", labels)
         paths.append(str(path))

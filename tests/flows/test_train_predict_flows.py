@@ -1,0 +1,105 @@
+"""Train and predict flows on a temporary Prefect server, and the CLI commands around them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flows.predict import predict
+from flows.train import train
+from segflow.cli import app
+from segflow.config import (
+    CheckpointConfig,
+    ModelConfig,
+    PredictParams,
+    StoreConfig,
+    StreamConfig,
+    TrainParams,
+)
+from storage import open_store
+from storage.predictions import PredictionRepository
+from storage.sequences import SequenceRepository
+from tests.engine.store_helpers import write_sequence
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+MODEL = ModelConfig(frame_shape=(3,), lstm_units=[8], task="binary")
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> str:
+    repo = SequenceRepository(open_store(tmp_path / "store"))
+    rng = np.random.default_rng(0)
+    for i, length in enumerate((30, 41, 25)):
+        frames = rng.normal(size=(length, 3)).astype("float32")
+        labels = (frames[:, 0] > 0).astype("int8")
+        write_sequence(repo, f"s{i}", frames, chunk_length=8, labels=labels, label_kind="per_frame")
+    return str(tmp_path / "store")
+
+
+def _train_params(store: str, tmp_path: Path) -> TrainParams:
+    return TrainParams(
+        store=StoreConfig(url=store),
+        checkpoints=CheckpointConfig(url=str(tmp_path / "ckpt"), every_steps=3),
+        model=MODEL,
+        stream=StreamConfig(lanes=2, segment_length=8),
+        epochs=2,
+        model_tag="m1",
+    )
+
+
+def test_train_then_predict_flows(store: str, tmp_path: Path) -> None:
+    report = train(_train_params(store, tmp_path))
+    assert report["epochs"] == 2 and len(report["history"]) == 2
+    params = PredictParams(
+        store=StoreConfig(url=store),
+        checkpoints=CheckpointConfig(url=str(tmp_path / "ckpt")),
+        model_tag="m1",
+        stream=StreamConfig(lanes=3, segment_length=5),
+    )
+    first = predict(params)
+    assert first["predicted"] == 3 and first["frames"] == 96
+    predictions = PredictionRepository(open_store(store))
+    assert predictions.read("m1", "s1").shape == (41, 1)
+    assert predictions.meta("m1", "s1").complete
+    again = predict(params)
+    assert again["skipped"] == 3 and again["frames"] == 0
+
+
+def test_cli_train_and_predict(store: str, tmp_path: Path) -> None:
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"model": MODEL.model_dump(mode="json"), "epochs": 1}))
+    runner = CliRunner()
+    ckpt = str(tmp_path / "ckpt")
+    result = runner.invoke(
+        app, ["train", "--store", store, "--checkpoints", ckpt, "--config", str(config),
+              "--lanes", "2", "--segment-length", "8", "--model-tag", "cli", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model_tag"] == "cli"
+    result = runner.invoke(
+        app, ["predict", "--store", store, "--checkpoints", ckpt, "--model-tag", "cli",
+              "--segment-length", "4", "--lanes", "1", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["predicted"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model-tag", "../evil"], "Invalid model tag"),
+        (["--model-tag", "never-trained"], "never-trained"),
+        (["--id", "nope"], "nope"),
+    ],
+)
+def test_cli_predict_bad_input(store: str, tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(
+        app, ["predict", "--store", store, "--checkpoints", str(tmp_path / "ckpt"), *args]
+    )
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not PredictionRepository(open_store(store)).tags()
