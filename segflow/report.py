@@ -45,7 +45,8 @@ def score(
     correct = frames = 0
     for sequence_id in ids:
         classes = predicted_classes(np.asarray(read_outputs(sequence_id)))
-        labels = np.asarray(read_labels(sequence_id)).reshape(len(classes), -1)[:, 0]
+        raw = np.asarray(read_labels(sequence_id))
+        labels = raw.reshape(len(raw), -1)[:, 0]
         if len(labels) != len(classes):
             raise ValueError(
                 f"Sequence {sequence_id!r}: {len(classes)} predictions but {len(labels)} labels."
@@ -69,8 +70,13 @@ def plot_sequence(
     curves: dict[str, np.ndarray],
     *,
     events: np.ndarray | None = None,
+    segment_length: int | None = None,
 ) -> Path:
-    """Draw labels and one or more prediction curves of one sequence to a PNG at ``path``."""
+    """Draw labels and one or more prediction curves of one sequence to a PNG at ``path``.
+
+    Flash ``events`` are marked in orange; ``segment_length`` shades every other segment, to
+    show the state carried across segment boundaries.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +86,10 @@ def plot_sequence(
     frames = np.arange(len(labels))
     ax.step(frames, labels, where="post", color="black", linewidth=2, label="label")
     for name, values in curves.items():
-        ax.plot(frames[: len(values)], values, linewidth=1.3, label=name)
+        ax.step(frames[: len(values)], values, where="post", linewidth=1.3, label=name)
+    if segment_length:
+        for start in range(segment_length, len(labels), 2 * segment_length):
+            ax.axvspan(start, start + segment_length, color="grey", alpha=0.08, linewidth=0)
     if events is not None:
         for frame in np.flatnonzero(events):
             ax.axvline(frame, color="orange", alpha=0.35, linewidth=1)

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from segflow.config import DemoParams
 from segflow.report import markdown_table, plot_sequence, score
 from segflow.synth import synth_videos
 from storage import open_store
@@ -18,9 +19,19 @@ from storage.sequences import SequenceRepository
 
 
 @task(name="synthesize-videos", cache_policy=NO_CACHE)
-def synth_task(out_dir: str, *, count: int, frames: int, size: int, seed: int) -> list[str]:
+def synth_task(out_dir: str, params: DemoParams) -> list[str]:
     """Write the demo's flash-memory videos (with label sidecars); return their paths."""
-    return synth_videos(out_dir, count=count, frames=frames, height=size, width=size, seed=seed)
+    return synth_videos(
+        out_dir,
+        count=params.videos,
+        frames=params.frames,
+        height=params.size,
+        width=params.size,
+        seed=params.seed,
+        min_gap=params.min_gap,
+        max_gap=params.max_gap,
+        max_flash_frames=1,
+    )
 
 
 def _readers(store_url: str, model_tag: str) -> tuple[Any, Any]:
@@ -41,13 +52,18 @@ def score_task(store_url: str, model_tag: str, ids: list[str]) -> dict[str, floa
 
 
 @task(name="plot-sequence", cache_policy=NO_CACHE)
-def plot_task(store_url: str, model_tag: str, sequence_id: str, out: str) -> str:
+def plot_task(
+    store_url: str, model_tag: str, sequence_id: str, out: str, segment_length: int | None = None
+) -> str:
     """Draw one sequence's predictions against its labels to a PNG; link it as an artifact."""
     read_outputs, read_labels = _readers(store_url, model_tag)
     labels = np.asarray(read_labels(sequence_id)).reshape(-1)
     events = np.diff(labels, prepend=0) != 0
     curve = np.asarray(read_outputs(sequence_id)).reshape(len(labels), -1)[:, 0]
-    path = plot_sequence(Path(out), sequence_id, labels, {"carried state": curve}, events=events)
+    path = plot_sequence(
+        Path(out), sequence_id, labels, {"carried state": curve}, events=events,
+        segment_length=segment_length,
+    )
     create_link_artifact(
         key="demo-plot", link=path.resolve().as_uri(), link_text=f"{sequence_id} predictions (PNG)"
     )

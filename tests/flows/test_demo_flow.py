@@ -1,0 +1,26 @@
+"""The demo flow runs end to end (tiny sizes: mechanics, not accuracy) and publishes its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.demo import demo
+from segflow.config import DemoParams
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_demo_flow_writes_everything(tmp_path: Path) -> None:
+    params = DemoParams(
+        workdir=str(tmp_path / "demo"), videos=8, frames=24, size=16, epochs=1, lanes=4,
+        segment_length=8, units=4,
+    )
+    result = demo(params)
+    metrics, where = result["metrics"], result["where"]
+    assert set(metrics) == {"carried_val", "reset_val", "carried_pred", "gap_points"}
+    assert 0.0 <= metrics["carried_pred"] <= 1.0
+    assert Path(where["plot"]).stat().st_size > 10_000
+    assert any(Path(where["tensorboard"]).rglob("events.out.tfevents.*"))
+    assert (Path(where["store"]) / "predictions" / "demo-carried").is_dir()
