@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_ENABLE_ONEDNN_OPTS := 0
 export OMP_NUM_THREADS := 2
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 

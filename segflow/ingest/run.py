@@ -83,7 +83,8 @@ def ingest_source(
     known = _known_fingerprint(repo, target, uri)
     source = open_source(uri, options=source_config, storage_options=storage_options, known=known)
     probe = source.probe()
-    labels = _external_labels(labels_path or sidecar_labels(uri), probe)
+    labels_path = labels_path or sidecar_labels(uri, storage_options=storage_options)
+    labels = _external_labels(labels_path, probe, storage_options)
     plan = _plan(repo, target, probe, write_config, append=append, force=force)
     if plan.action == "skip":
         return IngestResult(uri, target, "skipped", message=plan.reason)
@@ -102,10 +103,12 @@ def _known_fingerprint(repo: SequenceRepository, target: str, uri: str) -> dict[
     return records[-1] if records and records[-1] else None
 
 
-def _external_labels(path: str | None, probe: SourceProbe) -> np.ndarray | None:
+def _external_labels(
+    path: str | None, probe: SourceProbe, storage_options: dict[str, Any] | None
+) -> np.ndarray | None:
     if path is None:
         return None
-    labels = load_labels(path)
+    labels = load_labels(path, storage_options=storage_options)
     per_sequence = len(labels) == 1
     if probe.length is not None and not per_sequence and len(labels) != probe.length:
         raise SourceError(
