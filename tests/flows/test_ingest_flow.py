@@ -106,3 +106,18 @@ def test_cli_missing_source_names_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing.mp4"), "--store", str(tmp_path / "s")])
     assert result.exit_code == 1
     assert "missing.mp4" in result.output
+
+
+def test_flow_on_dask_cluster(tmp_path: Path) -> None:
+    for i in range(3):
+        _npy(tmp_path / f"d{i}.npy", 12 + i, seed=i)
+    params = IngestParams(
+        sources=[str(tmp_path / "d*.npy")],
+        store=StoreConfig(url=str(tmp_path / "store")),
+        use_dask=True,
+    )
+    state = ingest(params, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result()["summary"]["written"] == 3
+    repo = SequenceRepository(open_store(tmp_path / "store"))
+    assert [repo.info(i).length for i in repo.ids()] == [12, 13, 14]
