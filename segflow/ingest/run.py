@@ -40,6 +40,20 @@ class IngestResult:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Everything one write of one source into one sequence needs."""
+
+    repo: SequenceRepository
+    target: str
+    source: Source
+    probe: SourceProbe
+    labels: np.ndarray | None
+    plan: IngestPlan
+    write_config: WriteConfig
+    on_frames: ProgressCallback | None
+
+
 def ingest_source(
     uri: str,
     repo: SequenceRepository,
@@ -88,7 +102,7 @@ def ingest_source(
     plan = _plan(repo, target, probe, write_config, append=append, force=force)
     if plan.action == "skip":
         return IngestResult(uri, target, "skipped", message=plan.reason)
-    frames = _execute(repo, target, source, probe, labels, plan, write_config, on_frames)
+    frames = _execute(_Job(repo, target, source, probe, labels, plan, write_config, on_frames))
     seconds = time.perf_counter() - started
     nbytes = frames * int(np.prod(probe.frame_shape)) * probe.dtype.itemsize
     status: Status = "appended" if plan.action == "append" else "written"
@@ -163,49 +177,30 @@ def _compatible(
     )
 
 
-def _execute(
-    repo: SequenceRepository,
-    target: str,
-    source: Source,
-    probe: SourceProbe,
-    labels: np.ndarray | None,
-    plan: IngestPlan,
-    write_config: WriteConfig,
-    on_frames: ProgressCallback | None,
-) -> int:
+def _execute(job: _Job) -> int:
+    repo, target, plan = job.repo, job.target, job.plan
     if plan.action == "append":
-        return _append(repo, target, source, probe, labels, plan, write_config, on_frames)
+        return _append(job)
     if plan.start == 0:
-        _create(repo, target, probe, labels, write_config, staging=plan.staging)
+        _create(job)
     meta = repo.meta(target, staging=plan.staging)
     try:
-        total = _write_blocks(
-            repo, target, source, probe, labels, plan, write_config, on_frames, offset=0
-        )
-        _check_label_count(labels, total, probe)
+        total = _write_blocks(job, offset=0)
+        _check_label_count(job.labels, total, job.probe)
     except SegflowError:
         if plan.start == 0:  # a fresh write of bad input leaves nothing behind
             repo.store.delete_prefix(sequence_path(target, staging=plan.staging))
         raise
-    done = meta.replace(
-        length=total, frames_written=total, complete=True, sources=(_source_record(source, probe, 0, total),)
-    )
+    record = _source_record(job.source, job.probe, 0, total)
+    done = meta.replace(length=total, frames_written=total, complete=True, sources=(record,))
     repo.write_meta(target, done, staging=plan.staging)
     if plan.staging:
         repo.promote(target)
     return total - plan.start
 
 
-def _append(
-    repo: SequenceRepository,
-    target: str,
-    source: Source,
-    probe: SourceProbe,
-    labels: np.ndarray | None,
-    plan: IngestPlan,
-    write_config: WriteConfig,
-    on_frames: ProgressCallback | None,
-) -> int:
+def _append(job: _Job) -> int:
+    repo, target, probe, labels, plan = job.repo, job.target, job.probe, job.labels, job.plan
     meta = repo.meta(target)
     if meta.label_kind == "per_frame" and labels is None and probe.label_shape is None:
         raise SourceError(
@@ -216,11 +211,9 @@ def _append(
     if meta.pending_append is None or plan.start == 0:
         _truncate(repo, target, meta.length)  # drop any half-appended frames of another source
     repo.write_meta(target, meta.replace(pending_append=pending))
-    total = _write_blocks(
-        repo, target, source, probe, labels, plan, write_config, on_frames, offset=meta.length
-    )
+    total = _write_blocks(job, offset=meta.length)
     _check_label_count(labels, total, probe)
-    record = _source_record(source, probe, meta.length, meta.length + total)
+    record = _source_record(job.source, probe, meta.length, meta.length + total)
     repo.write_meta(
         target,
         meta.replace(
@@ -241,15 +234,8 @@ def _truncate(repo: SequenceRepository, target: str, length: int) -> None:
             array.resize((length, *array.shape[1:]))
 
 
-def _create(
-    repo: SequenceRepository,
-    target: str,
-    probe: SourceProbe,
-    labels: np.ndarray | None,
-    write_config: WriteConfig,
-    *,
-    staging: bool,
-) -> None:
+def _create(job: _Job) -> None:
+    probe, labels, write_config = job.probe, job.labels, job.write_config
     label_shape, label_dtype, label_kind = _label_layout(labels, probe)
     meta = SequenceMeta(
         segment_length=write_config.segment_length,
@@ -261,8 +247,8 @@ def _create(
         partition=probe.partition,
         label_kind=label_kind,
     )
-    group = repo.create(
-        target,
+    group = job.repo.create(
+        job.target,
         frame_shape=probe.frame_shape,
         dtype=probe.dtype,
         meta=meta,
@@ -270,7 +256,7 @@ def _create(
         label_shape=label_shape,
         label_dtype=label_dtype,
         with_timestamps=probe.has_timestamps,
-        staging=staging,
+        staging=job.plan.staging,
     )
     if label_kind == "per_sequence" and labels is not None:
         group["labels"][0:1] = labels[:1]
@@ -287,19 +273,9 @@ def _label_layout(
     return None, None, None
 
 
-def _write_blocks(
-    repo: SequenceRepository,
-    target: str,
-    source: Source,
-    probe: SourceProbe,
-    labels: np.ndarray | None,
-    plan: IngestPlan,
-    write_config: WriteConfig,
-    on_frames: ProgressCallback | None,
-    *,
-    offset: int,
-) -> int:
+def _write_blocks(job: _Job, *, offset: int) -> int:
     """Write every block from ``plan.start`` on; return the source's total frame count."""
+    repo, target, probe, labels, plan = job.repo, job.target, job.probe, job.labels, job.plan
     group = repo.group(target, staging=plan.staging)
     per_frame = labels is None or len(labels) != 1
     hint = None if probe.length is None else offset + probe.length
@@ -308,22 +284,22 @@ def _write_blocks(
         group,
         offset=offset,
         capacity_hint=hint,
-        workers=write_config.write_workers,
+        workers=job.write_config.write_workers,
         on_progress=progress,
         per_frame_labels=per_frame,
     )
-    block_frames = _block_frames(probe, write_config)
+    block_frames = _block_frames(probe, job.write_config)
     stop = plan.start
     time_offset = _time_offset(repo, target, offset) if probe.has_timestamps else 0.0
     try:
-        for block in source.blocks(block_frames, start=plan.start):
+        for block in job.source.blocks(block_frames, start=plan.start):
             _check_block(block, probe)
             block_labels = _block_labels(block, labels, per_frame, probe)
             stamps = None if block.timestamps is None else block.timestamps + time_offset
             writer.write(block, block_labels, stamps)
             stop = block.stop
-            if on_frames is not None:
-                on_frames(len(block.frames))
+            if job.on_frames is not None:
+                job.on_frames(len(block.frames))
     except BaseException:
         writer.abort()
         raise
