@@ -33,7 +33,7 @@ from storage.base import Store
 LAYOUT_VERSION = 1
 SEQUENCES = "sequences"
 STAGING = "staging"
-Compression = Literal["lz4", "zstd", "none"]
+Compression = Literal["auto", "lz4", "zstd", "none"]
 LabelKind = Literal["per_frame", "per_sequence"]
 
 _FRAME_DIMENSIONS = {
@@ -56,6 +56,21 @@ def frame_dimension_names(frame_shape: tuple[int, ...]) -> tuple[str, ...]:
     if names is None:
         names = tuple(f"dim_{i}" for i in range(len(frame_shape)))
     return ("time", *names)
+
+
+def resolve_compression(compression: Compression, dtype: Any) -> Compression:
+    """Pick the compression for ``auto`` by dtype, as measured on this project's data.
+
+    Blosc lz4 + bitshuffle shrinks integer frames (video, images) about 3x at little cost,
+    but float32 feature vectors only about 1.16x while their decode is what a streaming step
+    waits on; they are stored uncompressed.
+
+    >>> resolve_compression("auto", "uint8"), resolve_compression("auto", "float32")
+    ('lz4', 'none')
+    """
+    if compression != "auto":
+        return compression
+    return "none" if np.dtype(dtype).kind in "fc" else "lz4"
 
 
 def compressors_for(compression: Compression) -> list[Any]:
@@ -260,7 +275,7 @@ class SequenceRepository:
         frame_shape: tuple[int, ...],
         dtype: np.dtype[Any] | str,
         meta: SequenceMeta,
-        compression: Compression = "lz4",
+        compression: Compression = "auto",
         label_shape: tuple[int, ...] | None = None,
         label_dtype: np.dtype[Any] | str | None = None,
         with_timestamps: bool = False,
@@ -273,7 +288,8 @@ class SequenceRepository:
             frame_shape: Shape of one frame.
             dtype: Frame dtype.
             meta: Metadata to record; ``length``/``complete``/``frames_written`` are reset.
-            compression: Chunk compression (a crc32c checksum is always added).
+            compression: Chunk compression (a crc32c checksum is always added); ``auto``
+                picks by dtype (:func:`resolve_compression`).
             label_shape: Shape of the labels array's rows if labels are stored, else None.
             label_dtype: Labels dtype.
             with_timestamps: Whether to create a ``timestamps`` array.
@@ -289,7 +305,7 @@ class SequenceRepository:
         group = zarr.open_group(self._zarr, path=path, mode="w")
         fresh = meta.replace(length=0, complete=False, frames_written=0, pending_append=None)
         group.attrs["segflow"] = fresh.to_json()
-        compressors = compressors_for(compression)
+        compressors = compressors_for(resolve_compression(compression, dtype))
         _time_array(group, "frames", (0, *frame_shape), dtype, segment_length, compressors)
         if label_shape is not None:
             per_frame = meta.label_kind != "per_sequence"

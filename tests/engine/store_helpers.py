@@ -17,7 +17,7 @@ def write_sequence(
     chunk_length: int,
     labels: np.ndarray | None = None,
     label_kind: LabelKind | None = None,
-    compression: Compression = "lz4",
+    compression: Compression = "auto",
     complete: bool = True,
 ) -> None:
     """Write ``frames`` (T, ...) and optional ``labels`` as sequence ``sequence_id``.

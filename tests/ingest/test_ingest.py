@@ -189,3 +189,12 @@ def test_rerun_does_not_rehash_unchanged_files(tmp_path: Path, repo, monkeypatch
     monkeypatch.setattr(fingerprint, "_hash_stream", lambda h: calls.append(1) or real(h))
     assert ingest_source(path, repo, write_config=write()).status == "skipped"
     assert calls == []
+
+
+@pytest.mark.parametrize("dtype, codecs", [("uint8", ["bytes", "blosc", "crc32c"]),
+                                           ("float32", ["bytes", "crc32c"])])
+def test_auto_compression_by_dtype(tmp_path: Path, repo, dtype: str, codecs: list[str]) -> None:
+    data = frames(9, shape=(4,), dtype=dtype)
+    ingest_source(save(tmp_path / "a.npy", data), repo, write_config=write())
+    metadata = json.loads(repo.store.read_bytes("sequences/a/frames/zarr.json"))
+    assert [c["name"] for c in metadata["codecs"]] == codecs
