@@ -158,7 +158,7 @@ def main() -> None:
          r["rss_before_stream"] / 1e6, r["frames_per_s"], r["store_megabytes"]]
         for k, r in runs.items()
     ]
-    rows.append(["peak RSS 4x / 1x", results["ratio_4x_vs_1x"], "-", "-", "-"])
+    rows.append(["peak RSS 4x / 1x", f"{results['ratio_4x_vs_1x']:.3f}", "-", "-", "-"])
     print_table(
         ["run (goal: peak <= 1500 MB, 4x/1x <= 1.1)", "peak RSS MB", "RSS before MB",
          "frames/s", "store MB"],

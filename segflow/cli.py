@@ -6,6 +6,8 @@ Stable forms (scripts call them)::
     segflow ingest SOURCE... --store URL [--id ID] [--segment-length N] [--labels PATH]
     segflow inspect --store URL --json
     segflow demo
+    segflow backfill --start DATE --end DATE --archive URL [--ordered] [--force] [--dry-run]
+    segflow serve [--landing DIR] [--archive URL] [--nightly-cron CRON]
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def ingest(
     labels: Annotated[Optional[str], typer.Option(help="Label file (one source).")] = None,
     append: Annotated[bool, typer.Option(help="Append to an existing sequence.")] = False,
     force: Annotated[bool, typer.Option(help="Re-ingest unchanged sources.")] = False,
-    compression: Annotated[str, typer.Option(help="lz4, zstd or none.")] = "lz4",
+    compression: Annotated[str, typer.Option(help="auto, lz4, zstd or none.")] = "auto",
     resize: Annotated[Optional[str], typer.Option(help="Resize frames to HxW, e.g. 64x64.")] = None,
     grayscale: Annotated[bool, typer.Option(help="Convert frames to one channel.")] = False,
     label_column: Annotated[Optional[str], typer.Option(help="CSV label column.")] = None,
@@ -222,6 +224,23 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _locations(store: str, checkpoints: str, s3_endpoint: str | None) -> dict[str, Any]:
+    """The store and checkpoint locations of a run, as parameter overrides."""
+    options = _storage_options(s3_endpoint)
+    return {
+        "store": {"url": store, "storage_options": options},
+        "checkpoints": {"url": checkpoints, "storage_options": options},
+    }
+
+
+def _validated(model: Any, data: dict[str, Any]) -> Any:
+    """Build the parameter model ``model`` from ``data``; exit with the error if invalid."""
+    try:
+        return model(**data)
+    except (ValueError, SegflowError) as error:
+        raise _fail(error) from None
+
+
 def _run_flow(flow_fn: Any, params: Any, name: str) -> dict[str, Any]:
     with FrameProgress(console):
         state = flow_fn(params, return_state=True)
@@ -247,18 +266,13 @@ def train(
     from flows.train import train as train_flow
     from segflow.config import TrainParams
 
-    options = _storage_options(s3_endpoint)
     overrides = {
-        "store": {"url": store, "storage_options": options},
-        "checkpoints": {"url": checkpoints, "storage_options": options},
+        **_locations(store, checkpoints, s3_endpoint),
         "epochs": epochs,
         "model_tag": model_tag,
         "stream": {"lanes": lanes, "segment_length": segment_length},
     }
-    try:
-        params = TrainParams(**_merge(_load_config_file(config), overrides))
-    except (ValueError, SegflowError) as error:
-        raise _fail(error) from None
+    params = _validated(TrainParams, _merge(_load_config_file(config), overrides))
     report = _run_flow(train_flow, params, "train")
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -287,19 +301,14 @@ def predict(
     from flows.predict import predict as predict_flow
     from segflow.config import PredictParams
 
-    options = _storage_options(s3_endpoint)
     overrides = {
-        "store": {"url": store, "storage_options": options},
-        "checkpoints": {"url": checkpoints, "storage_options": options},
+        **_locations(store, checkpoints, s3_endpoint),
         "model_tag": model_tag,
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "selection": {"ids": ids or None},
         "recompute": recompute,
     }
-    try:
-        params = PredictParams(**_merge({}, overrides))
-    except (ValueError, SegflowError) as error:
-        raise _fail(error) from None
+    params = _validated(PredictParams, _merge({}, overrides))
     report = _run_flow(predict_flow, params, "predict")
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -370,6 +379,183 @@ def demo(
     for what, path in where.items():
         console.print(f"{what:>12}: {path}")
     console.print("Prefect artifacts: demo-report (markdown), demo-plot (link), ingest-summary.")
+
+
+class _PartitionBar:
+    """A Rich bar of finished partitions; receives only the backfill's progress events."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]backfill"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
+            TimeElapsedColumn(), console=console,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> _PartitionBar:
+        from segflow import progress
+
+        if self._enabled:
+            self._progress.start()
+            progress.set_reporter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from segflow import progress
+
+        progress.set_reporter(None)
+        if self._enabled:
+            self._progress.stop()
+
+    def start(self, name: str, total: int | None) -> None:
+        if name == "backfill":
+            self._task = self._progress.add_task("backfill", total=total)
+
+    def advance(self, name: str, frames: int) -> None:
+        if name == "backfill" and self._task is not None:
+            self._progress.advance(self._task, frames)
+
+    def finish(self, name: str) -> None:
+        """Nothing to do: the bar stays as it ended."""
+
+
+@app.command()
+def backfill(
+    start: Annotated[Optional[str], typer.Option(help="First day, YYYY-MM-DD (default: the archive's first).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last day, YYYY-MM-DD (default: the archive's last).")] = None,
+    archive: Annotated[str, typer.Option(help="Local path or s3:// prefix of YYYY-MM-DD/ folders.")] = "./archive",
+    store: StoreOption = DEFAULT_STORE,
+    checkpoints: Annotated[str, typer.Option(help="Where the model was exported.")] = "./segflow-checkpoints",
+    model_tag: Annotated[str, typer.Option(help="Model predicting; partitions are done per tag.")] = "default",
+    ordered: Annotated[bool, typer.Option(help="Days continue each other: append, run in date order.")] = False,
+    force: Annotated[bool, typer.Option(help="Redo partitions already done.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would run.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Partitions at once (unordered).")] = 4,
+    predict: Annotated[bool, typer.Option(help="Predict each partition after ingesting it.")] = True,
+    segment_length: Annotated[Optional[int], typer.Option(help="Frames per segment (ingest and predict).")] = None,
+    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side when predicting.")] = None,
+    s3_endpoint: EndpointOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Ingest and predict an archive partitioned by date, skipping days already done."""
+    from flows.backfill import backfill as backfill_flow
+    from segflow.config import BackfillParams
+
+    options = _storage_options(s3_endpoint)
+    overrides = {
+        "archive": archive, "start": start, "end": end, "ordered": ordered, "force": force,
+        "dry_run": dry_run, "concurrency": concurrency, "predict": predict, "model_tag": model_tag,
+        "store": {"url": store, "storage_options": options},
+        "checkpoints": {"url": checkpoints, "storage_options": options},
+        "stream": {"lanes": lanes, "segment_length": segment_length},
+        "write": {"segment_length": segment_length},
+    }
+    try:
+        params = BackfillParams(**_merge({}, overrides))
+    except (ValueError, SegflowError) as error:
+        raise _fail(error) from None
+    with _PartitionBar(enabled=not (as_json or dry_run)):
+        state = backfill_flow(params, return_state=True)
+    report = state.result(raise_on_failure=False)
+    if not isinstance(report, dict):  # crashed before a report (e.g. no such archive)
+        raise _fail(report if isinstance(report, Exception) else RuntimeError(state.message))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_backfill(report)
+    if state.is_failed():
+        raise typer.Exit(code=1)
+
+
+def _print_backfill(report: dict[str, Any]) -> None:
+    rows = [r for r in report["rows"] if r["status"] != "skipped"]
+    if rows:
+        title = "segflow backfill (dry run)" if report["dry_run"] else "segflow backfill"
+        table = Table(title=title)
+        for column in ("partition", "status", "sequences", "frames", "seconds", "note"):
+            table.add_column(column)
+        for r in rows:
+            status = "would run" if report["dry_run"] else r["status"]
+            style = {"failed": "red", "not run": "dim"}.get(r["status"], "")
+            table.add_row(
+                r["partition"], f"[{style}]{status}[/]" if style else status, str(len(r["sequences"])),
+                str(r["frames"]), f"{r['seconds']:.2f}", r["message"],
+            )
+        Console().print(table)
+    console.print(report["headline"])
+
+
+def _deployments(
+    *, store: str, checkpoints: str, landing: str, archive: str, model_tag: str,
+    storage_options: dict[str, Any] | None, nightly_cron: str, nightly_interval: float | None,
+) -> list[Any]:
+    """The deployments ``segflow serve`` serves, each with typed, documented default parameters."""
+    from flows.backfill import backfill as backfill_flow
+    from flows.ingest import ingest as ingest_flow
+    from flows.nightly import nightly as nightly_flow
+    from flows.predict import predict as predict_flow
+    from flows.train import train as train_flow
+    from segflow.config import BackfillParams, NightlyParams, PredictParams, TrainParams
+
+    common = {
+        "store": StoreConfig(url=store, storage_options=storage_options),
+        "checkpoints": {"url": checkpoints, "storage_options": storage_options},
+        "model_tag": model_tag,
+    }
+    tagless = {"store": common["store"]}
+    defaults = {
+        "ingest": (ingest_flow, IngestParams(sources=[landing], **tagless),
+                   "Land sources (videos, image folders, arrays, CSV series) in the Zarr store."),
+        "train": (train_flow, TrainParams(**common), "Train (or resume) the stateful LSTM."),
+        "predict": (predict_flow, PredictParams(**common),
+                    "Predict new and grown sequences; resumes and continues from saved state."),
+        "backfill": (backfill_flow, BackfillParams(archive=archive, **common),
+                     "Ingest and predict an archive of YYYY-MM-DD/ folders, skipping done days."),
+        "nightly": (nightly_flow, NightlyParams(landing=landing, **common),
+                    "Scheduled: ingest new arrivals from the landing folder, predict them."),
+    }
+    deployments = []
+    for name, (flow_fn, params, description) in defaults.items():
+        schedule: dict[str, Any] = {}
+        if name == "nightly":
+            schedule = {"interval": nightly_interval} if nightly_interval else {"cron": nightly_cron}
+        deployments.append(flow_fn.to_deployment(
+            name=name, description=description, tags=["segflow"],
+            parameters={"params": params.model_dump(mode="json")}, **schedule,
+        ))
+    return deployments
+
+
+@app.command()
+def serve(
+    store: StoreOption = DEFAULT_STORE,
+    checkpoints: Annotated[str, typer.Option(help="Where models are exported.")] = "./segflow-checkpoints",
+    landing: Annotated[str, typer.Option(help="Where new recordings land (ingest, nightly).")] = "./landing",
+    archive: Annotated[str, typer.Option(help="Archive of YYYY-MM-DD/ folders (backfill).")] = "./archive",
+    model_tag: Annotated[str, typer.Option(help="Default model tag of predict, backfill, nightly.")] = "default",
+    nightly_cron: Annotated[str, typer.Option(help="Cron schedule of the nightly deployment.")] = "0 2 * * *",
+    nightly_interval: Annotated[Optional[float], typer.Option(help="Seconds between nightly runs instead of the cron (for trying out).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Most flow runs at once.")] = None,
+    s3_endpoint: EndpointOption = None,
+) -> None:
+    """Serve the ingest, train, predict, backfill and nightly deployments from this process.
+
+    Needs a Prefect server (PREFECT_API_URL); runs triggered from the UI or by the nightly
+    schedule execute here. Stop with Ctrl-C.
+    """
+    from prefect import serve as prefect_serve
+
+    try:
+        deployments = _deployments(
+            store=store, checkpoints=checkpoints, landing=landing, archive=archive,
+            model_tag=model_tag, storage_options=_storage_options(s3_endpoint),
+            nightly_cron=nightly_cron, nightly_interval=nightly_interval,
+        )
+    except (ValueError, SegflowError) as error:
+        raise _fail(error) from None
+    prefect_serve(*deployments, limit=limit)
 
 
 def main() -> None:

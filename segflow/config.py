@@ -5,6 +5,7 @@ The same models are flow parameters, so the Prefect UI renders them as forms.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from typing import Any, Literal
@@ -61,8 +62,10 @@ class WriteConfig(Frozen):
     segment_length: int = Field(
         16, gt=0, description="Frames per segment: the time chunk of every array."
     )
-    compression: Literal["lz4", "zstd", "none"] = Field(
-        "lz4", description="Chunk compression (blosc lz4 + bitshuffle by default)."
+    compression: Literal["auto", "lz4", "zstd", "none"] = Field(
+        "auto",
+        description="Chunk compression: auto = blosc lz4 + bitshuffle for integer frames, "
+        "none for floats (they compress ~1.16x and decode on the streaming path).",
     )
     write_workers: int = Field(
         2, gt=0, description="Blocks encoded and written concurrently."
@@ -295,3 +298,83 @@ class DemoParams(Frozen):
     segment_length: int = Field(8, gt=0, description="Frames per lane per step.")
     units: int = Field(16, gt=0, description="LSTM units.")
     learning_rate: float = Field(0.02, gt=0, description="Adam learning rate.")
+
+
+class BackfillParams(Frozen):
+    """Parameters of a backfill over an archive partitioned by date (the backfill flow's form).
+
+    The archive holds one folder per day, ``<archive>/YYYY-MM-DD/<files>``, locally or under
+    an S3 prefix. A partition already done for the same files and model tag is skipped.
+    """
+
+    archive: str = Field(
+        "./archive",
+        description=(
+            "Local path or s3://bucket/prefix holding one folder per day: YYYY-MM-DD/ "
+            "(an S3 archive is read with the store's storage options)."
+        ),
+    )
+    start: datetime.date | None = Field(
+        None, description="First day (inclusive, YYYY-MM-DD); default: the archive's first."
+    )
+    end: datetime.date | None = Field(
+        None, description="Last day (inclusive, YYYY-MM-DD); default: the archive's last."
+    )
+    ordered: bool = Field(
+        False,
+        description=(
+            "Recordings continue day to day: append each day's files to one sequence per "
+            "camera, run days in date order, stop at the first failure."
+        ),
+    )
+    force: bool = Field(False, description="Redo partitions already done.")
+    dry_run: bool = Field(False, description="Only list what would run.")
+    concurrency: int = Field(
+        4, gt=0, le=32, description="Partitions run at once when not ordered."
+    )
+    predict: bool = Field(True, description="Predict each partition after ingesting it.")
+    model_tag: str = Field("default", description="Model predicting; markers are kept per tag.")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    write: WriteConfig = Field(default_factory=WriteConfig)
+
+    @field_validator("model_tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        return validate_id(value, what="model tag")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> BackfillParams:
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(
+                f"Received an invalid date range, expected `start` <= `end`, got start "
+                f"{self.start} and end {self.end}"
+            )
+        return self
+
+
+class NightlyParams(Frozen):
+    """Parameters of the scheduled job: ingest new arrivals, then predict new/grown sequences."""
+
+    landing: str = Field(
+        "./landing",
+        description="Folder, glob or s3:// prefix where new recordings land (read with the store's options).",
+    )
+    append: bool = Field(
+        False,
+        description="Append each landed file to the sequence of the same name (growing recordings).",
+    )
+    predict: bool = Field(True, description="Predict new and grown sequences after ingesting.")
+    model_tag: str = Field("default", description="Model predicting (predictions/<tag>/).")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    write: WriteConfig = Field(default_factory=WriteConfig)
+
+    @field_validator("model_tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        return validate_id(value, what="model tag")

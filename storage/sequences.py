@@ -261,12 +261,17 @@ class SequenceRepository:
     # -- writing ---------------------------------------------------------------------------
 
     def ensure_root(self) -> None:
-        """Create the root and ``sequences`` groups if missing."""
-        if not self.store.exists("zarr.json"):
-            root = zarr.open_group(self._zarr, mode="a")
-            root.attrs["segflow"] = {"layout_version": LAYOUT_VERSION}
-        if not self.store.exists(f"{SEQUENCES}/zarr.json"):
-            zarr.open_group(self._zarr, path=SEQUENCES, mode="a")
+        """Create the root and ``sequences`` groups if missing.
+
+        Safe when several ingests start at once on an empty store: each group's metadata is
+        written with one atomic put of the same content, so whoever writes last changes nothing.
+        """
+        root_meta = {"layout_version": LAYOUT_VERSION}
+        for path, attributes in (("", {"segflow": root_meta}), (SEQUENCES, {})):
+            key = f"{path}/zarr.json" if path else "zarr.json"
+            if not self.store.exists(key):
+                document = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
+                self.store.write_bytes(key, json.dumps(document).encode())
 
     def create(
         self,

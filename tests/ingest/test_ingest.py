@@ -198,3 +198,24 @@ def test_auto_compression_by_dtype(tmp_path: Path, repo, dtype: str, codecs: lis
     ingest_source(save(tmp_path / "a.npy", data), repo, write_config=write())
     metadata = json.loads(repo.store.read_bytes("sequences/a/frames/zarr.json"))
     assert [c["name"] for c in metadata["codecs"]] == codecs
+
+
+def test_concurrent_first_writes_on_an_empty_store(tmp_path: Path) -> None:
+    import threading
+
+    paths = [save(tmp_path / f"c{i}.npy", frames(6, seed=i)) for i in range(6)]
+    errors: list[BaseException] = []
+
+    def run(path: str) -> None:
+        try:
+            ingest_source(path, SequenceRepository(open_store(tmp_path / "store")), write_config=write())
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert SequenceRepository(open_store(tmp_path / "store")).ids() == [f"c{i}" for i in range(6)]

@@ -1,0 +1,85 @@
+"""Prefect tasks for backfills: one planning task, one coarse task per partition, reporting."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+
+from segflow import progress
+from segflow.backfill import BackfillPlan, BackfillReport, Partition, PartitionResult, make_plan, run_partition
+from segflow.config import BackfillParams
+from tasks.train import _key
+
+#: Name of the CLI's partition bar (see :mod:`segflow.progress`).
+BAR = "backfill"
+#: Above this many rows the final table leaves skipped partitions out.
+MAX_ROWS = 500
+
+
+@task(name="plan-backfill", cache_policy=NO_CACHE)
+def plan_task(params: BackfillParams) -> BackfillPlan:
+    """List the archive's partitions and decide which to run (one listing, one index read)."""
+    return make_plan(params)
+
+
+@task(
+    name="backfill-partition",
+    cache_policy=NO_CACHE,
+    task_run_name="partition {partition.date}",
+)
+def partition_task(partition: Partition, params: BackfillParams, run_id: str | None) -> dict[str, Any]:
+    """Ingest and predict one partition; a failure comes back as a ``failed`` result."""
+    return run_partition(partition, params, run_id=run_id).to_json()
+
+
+class BackfillProgress:
+    """Counts finished partitions into a progress artifact and the CLI's bar.
+
+    The artifact is updated at most every ``interval`` seconds, and always at the end.
+    """
+
+    def __init__(self, model_tag: str, total: int, *, interval: float = 2.0) -> None:
+        self.total = max(1, total)
+        self.done = 0
+        self._interval = interval
+        self._last = 0.0
+        self._artifact: UUID = create_progress_artifact(
+            progress=0.0, key=_key("backfill-progress", model_tag),
+            description=f"backfill {model_tag}: {total} partitions",
+        )
+        self._bar = progress.frames_callback(BAR, total)
+
+    def __call__(self, result: PartitionResult) -> None:
+        self.done += 1
+        self._bar(1)
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            update_progress_artifact(self._artifact, progress=100.0 * self.done / self.total)
+
+    def close(self) -> None:
+        """Record the final count and finish the CLI bar."""
+        update_progress_artifact(self._artifact, progress=100.0 * self.done / self.total)
+        progress.finish(BAR)
+
+
+@task(name="publish-backfill-report", cache_policy=NO_CACHE)
+def publish_backfill_report(report: BackfillReport, model_tag: str) -> None:
+    """Publish the final table (partition, sequences, frames, status, seconds) as an artifact."""
+    rows = report.table()
+    if len(rows) > MAX_ROWS:  # thousands of skipped days say nothing; their count is kept
+        rows = [r for r in rows if r["status"] != "skipped"]
+    create_table_artifact(
+        key=_key("backfill", model_tag),
+        table=rows,
+        description=f"**segflow backfill `{model_tag}`**: {report.headline()}",
+    )
