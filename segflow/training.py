@@ -319,6 +319,7 @@ def _build_engine(params: TrainParams, config: ModelConfig, reader: StepReader) 
         learning_rate=params.learning_rate,
         reset_every_segment=params.reset_every_segment,
         label_shape=label_shape,
+        seed=params.seed,
     )
 
 

@@ -53,6 +53,7 @@ class StreamingEngine:
         label_shape: Shape of one frame's label: ``(outputs,)`` or ``()`` (the default for
             ``multiclass``, a class index; for the other tasks ``()`` needs ``outputs == 1``).
             A ``multiclass`` label of shape ``(outputs,)`` is one-hot.
+        seed: Seed of the initial weights.
 
     Example:
         >>> engine = StreamingEngine(ModelConfig(frame_shape=(4,), lstm_units=[8]),
@@ -71,13 +72,15 @@ class StreamingEngine:
         learning_rate: float = 1e-3,
         reset_every_segment: bool = False,
         label_shape: tuple[int, ...] | None = None,
+        seed: int = 0,
     ) -> None:
         self.config = config
+        self.seed = seed
         self.lanes = _positive_int("lanes", lanes)
         self.segment_length = _positive_int("segment_length", segment_length)
         self.reset_every_segment = reset_every_segment
         self.label_shape = _check_label_shape(config, label_shape)
-        self.model = build_model(config, batch_size=self.lanes, stateful=True)
+        self.model = build_model(config, batch_size=self.lanes, stateful=True, seed=seed)
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self.optimizer = optimizer
@@ -289,7 +292,7 @@ class StreamingEngine:
 
     def stateless_copy(self) -> keras.Model:
         """A stateless model (any batch size) with the current weights, for whole sequences."""
-        model = build_model(self.config, batch_size=None, stateful=False)
+        model = build_model(self.config, batch_size=None, stateful=False, seed=self.seed)
         model.set_weights(self.model.get_weights())
         return model
 

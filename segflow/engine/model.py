@@ -66,6 +66,7 @@ class FrameEncoder(layers.Layer):
         frame_shape: Shape of one frame.
         pool_size: Pooling window of ``avgpool``.
         conv_filters: Filters of the ``conv`` layers.
+        seed: Seed of the conv kernels' initial values.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class FrameEncoder(layers.Layer):
         frame_shape: tuple[int, ...],
         pool_size: int = 2,
         conv_filters: tuple[int, ...] = (8, 16),
+        seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,7 +83,10 @@ class FrameEncoder(layers.Layer):
         self.frame_shape = tuple(frame_shape)
         self.pool_size = pool_size
         self.conv_filters = tuple(conv_filters)
-        self.frame_model = _frame_model(kind, self.frame_shape, pool_size, self.conv_filters)
+        self.seed = seed
+        self.frame_model = _frame_model(
+            kind, self.frame_shape, pool_size, self.conv_filters, seed
+        )
         if self.frame_model is None:
             self.features = self.frame_shape[0]
         else:
@@ -105,11 +110,29 @@ class FrameEncoder(layers.Layer):
             "frame_shape": self.frame_shape,
             "pool_size": self.pool_size,
             "conv_filters": self.conv_filters,
+            "seed": self.seed,
         }
 
 
+def _seeded(seed: int, offset: int, kind: str = "glorot") -> keras.initializers.Initializer:
+    """An initializer with an explicit seed.
+
+    Unseeded Keras initializers draw their seed from Python's global ``random``, which other
+    threads in the process (Prefect's services, for one) also draw from, so the initial
+    weights of a run would depend on what else was running.
+    """
+    value = seed * 1000 + offset
+    if kind == "orthogonal":
+        return keras.initializers.Orthogonal(seed=value)
+    return keras.initializers.GlorotUniform(seed=value)
+
+
 def _frame_model(
-    kind: str, frame_shape: tuple[int, ...], pool_size: int, conv_filters: tuple[int, ...]
+    kind: str,
+    frame_shape: tuple[int, ...],
+    pool_size: int,
+    conv_filters: tuple[int, ...],
+    seed: int = 0,
 ) -> keras.Sequential | None:
     """The per-frame layers, or None when frames are already feature vectors."""
     if kind in ("none", "flatten") and len(frame_shape) == 1:
@@ -123,7 +146,10 @@ def _frame_model(
     elif kind == "conv":
         for i, filters in enumerate(conv_filters):
             stack.append(
-                layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{i}")
+                layers.Conv2D(
+                    filters, 3, padding="same", activation="relu", name=f"conv_{i}",
+                    kernel_initializer=_seeded(seed, 500 + i),
+                )
             )
             stack.append(layers.MaxPooling2D(2, padding="same", name=f"maxpool_{i}"))
         stack.append(layers.GlobalAveragePooling2D(name="global_avgpool"))
@@ -133,7 +159,9 @@ def _frame_model(
     return keras.Sequential(stack, name="frame_model")
 
 
-def build_model(config: ModelConfig, *, batch_size: int | None, stateful: bool) -> keras.Model:
+def build_model(
+    config: ModelConfig, *, batch_size: int | None, stateful: bool, seed: int = 0
+) -> keras.Model:
     """Build the model described by ``config``.
 
     Args:
@@ -141,6 +169,7 @@ def build_model(config: ModelConfig, *, batch_size: int | None, stateful: bool) 
         batch_size: Fixed batch size (the number of lanes); required when ``stateful``,
             may be None otherwise.
         stateful: Whether the LSTM layers keep their state between calls.
+        seed: Seed of the initial weights (every initializer is seeded explicitly).
 
     Returns:
         A functional model taking ``{"frames": (B, T, *frame_shape), "mask": (B, T) bool}``
@@ -165,14 +194,18 @@ def build_model(config: ModelConfig, *, batch_size: int | None, stateful: bool) 
     x = ToFloat(scale, name="to_float")(frames)
     x = FrameEncoder(
         config.encoder, config.frame_shape, config.pool_size, tuple(config.conv_filters),
-        name="encoder",
+        seed=seed, name="encoder",
     )(x)
     last = len(config.lstm_units) - 1
     for i, units in enumerate(config.lstm_units):
         sequences = i < last or config.head == "many_to_many"
-        lstm = layers.LSTM(units, return_sequences=sequences, stateful=stateful, name=f"lstm_{i}")
+        lstm = layers.LSTM(
+            units, return_sequences=sequences, stateful=stateful, name=f"lstm_{i}",
+            kernel_initializer=_seeded(seed, 2 * i + 1),
+            recurrent_initializer=_seeded(seed, 2 * i + 2, "orthogonal"),
+        )
         x = lstm(x, mask=mask)
-    logits = layers.Dense(config.outputs, name="head")(x)
+    logits = layers.Dense(config.outputs, name="head", kernel_initializer=_seeded(seed, 999))(x)
     kind = "stateful" if stateful else "stateless"
     return keras.Model({"frames": frames, "mask": mask}, logits, name=f"segflow_{kind}")
 

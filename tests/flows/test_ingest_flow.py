@@ -24,14 +24,21 @@ def _npy(path: Path, n: int, seed: int = 0, dtype: str = "float32") -> str:
     return str(path)
 
 
-def _latest_artifact(key: str):
+def _artifact_of_run(key: str, flow_run_id):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     async def read():
         async with get_client() as client:
             found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[key]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                )
             )
             return found[0] if found else None
 
@@ -50,7 +57,7 @@ def test_flow_writes_summary_and_skips_on_rerun(tmp_path: Path) -> None:
     assert state.is_completed()
     report = state.result()
     assert report["summary"]["written"] == 3 and report["summary"]["frames"] == 63
-    artifact = _latest_artifact("ingest-summary")
+    artifact = _artifact_of_run("ingest-summary", state.state_details.flow_run_id)
     assert artifact is not None and "3 written" in artifact.description
     rerun = ingest(params, return_state=True).result()
     assert rerun["summary"]["skipped"] == 3 and rerun["summary"]["written"] == 0
