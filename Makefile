@@ -9,7 +9,7 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export OMP_NUM_THREADS := 2
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test bench clean
+.PHONY: install chromium demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/segflow demo
 
-test: $(STAMP)
+# The browser test (tests/server/test_browser.py) drives Debian's Chromium through Playwright,
+# which cannot download browsers of its own here; only `test` needs it.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -45,3 +45,17 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process image, in bytes (``VmHWM``).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``exec``, so a child started
+    by a large parent would report the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")
+

@@ -7,14 +7,13 @@ Run alone: ``python -m benchmarks.ingest [--quick]``.
    uncompressed and with blosc-lz4. Runs alternate and the best of each is kept, so a noisy
    neighbour does not bias one side. Goal: Zarr/raw >= 0.8 without compression.
 2. Memory: the classic recipe's sequence (1000 frames of 1000x1000x3 uint8 = 3 GB) and 4x that,
-   each ingested in a fresh process; peak RSS from ``getrusage``. Goals: < 1.5 GB, 4x/1x <= 1.1.
+   each ingested in a fresh process; peak RSS from ``VmHWM``. Goals: < 1.5 GB, 4x/1x <= 1.1.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import print_table, write_results
+from benchmarks._common import peak_rss_bytes, print_table, write_results
 
 SEGMENT = 16
 
@@ -106,7 +105,7 @@ def throughput(workdir: Path, frames: int, shape: tuple[int, ...], rounds: int) 
 def peak_rss_child(source: str, store: str) -> None:
     """Run in a fresh process: ingest, then print peak RSS in bytes."""
     zarr_write(Path(source), Path(store), "lz4")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(peak_rss_bytes())
 
 
 def peak_rss(workdir: Path, frames: int, shape: tuple[int, ...]) -> int:

@@ -6,7 +6,7 @@ The classic recipe's example: one sequence of 1000 frames of 1000x1000x3 uint8 (
 Zarr store on disk, streamed through the engine (``make_dataset`` + ``StreamingEngine.predict``)
 with one lane, segments of 10 frames, and a downsampling encoder (average pooling by 25:
 40x40x3 per frame, then an LSTM of 32 units). Each run is a fresh process whose peak RSS
-(``getrusage`` ``ru_maxrss``) is what the goal is about: <= 1.5 GB, and the 4000-frame
+(``VmHWM``; ``ru_maxrss`` would carry the parent's peak across exec) is what the goal is about: <= 1.5 GB, and the 4000-frame
 sequence (12 GB) within 10% of the 1000-frame one, i.e. memory does not grow with length.
 
 The store is written block by block (never the whole sequence in memory): smooth gradients
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import print_table, write_results
+from benchmarks._common import peak_rss_bytes, print_table, write_results
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -103,7 +102,7 @@ def stream_child(store: str) -> None:
         "frames": streamed,
         "seconds": seconds,
         "rss_before_stream": rss_before,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": peak_rss_bytes(),
     }))
 
 

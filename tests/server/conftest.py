@@ -115,8 +115,27 @@ def _healthy(api: str, process: subprocess.Popen[bytes], log: Path) -> bool:
         return False
 
 
+class RetryBusyTransport(httpx.HTTPTransport):
+    """Retries a request the server answers 503, as Prefect's own client does.
+
+    On SQLite the server answers 503 when a write meets a locked database ("database is
+    locked", SQLITE_BUSY); the transaction was rolled back, so sending it again is safe.
+    """
+
+    ATTEMPTS = 6
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self.ATTEMPTS - 1):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(0.25 * 2**attempt)
+        return super().handle_request(request)
+
+
 @pytest.fixture(scope="session")
 def api(prefect_api: Server) -> Iterator[httpx.Client]:
-    """An HTTP client of the server's API."""
-    with httpx.Client(base_url=prefect_api.api, timeout=10) as client:
+    """An HTTP client of the server's API (retrying 503s from a busy SQLite database)."""
+    with httpx.Client(base_url=prefect_api.api, timeout=10, transport=RetryBusyTransport()) as client:
         yield client
