@@ -8,12 +8,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segflow.ids import validate_id
 from storage.urls import DEFAULT_STORE
+
+#: A model tag: one safe path component (it names ``predictions/<tag>/`` and ``models/<tag>/``).
+ModelTag = Annotated[str, AfterValidator(lambda value: validate_id(value, what="model tag"))]
 
 
 class Frozen(BaseModel):
@@ -251,16 +254,11 @@ class TrainParams(Frozen):
     epochs: int = Field(5, gt=0, description="Passes over the training sequences.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
     seed: int = Field(0, description="Seed for weights and any sampling.")
-    model_tag: str = Field("default", description="Name the trained model is exported under.")
+    model_tag: ModelTag = Field("default", description="Name the trained model is exported under.")
     reset_every_segment: bool = Field(
         False, description="Baseline: reset the LSTM state at every segment (no memory)."
     )
     tensorboard_dir: str | None = Field(None, description="Write TensorBoard scalars here.")
-
-    @field_validator("model_tag")
-    @classmethod
-    def _check_tag(cls, value: str) -> str:
-        return validate_id(value, what="model tag")
 
 
 class PredictParams(Frozen):
@@ -269,14 +267,9 @@ class PredictParams(Frozen):
     store: StoreConfig = Field(default_factory=StoreConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    model_tag: str = Field("default", description="Predictions go to predictions/<model_tag>/.")
+    model_tag: ModelTag = Field("default", description="Predictions go to predictions/<model_tag>/.")
     stream: StreamConfig = Field(default_factory=StreamConfig)
     recompute: bool = Field(False, description="Recompute from frame 0 even if continuable.")
-
-    @field_validator("model_tag")
-    @classmethod
-    def _check_tag(cls, value: str) -> str:
-        return validate_id(value, what="model tag")
 
 
 class DemoParams(Frozen):
@@ -333,17 +326,12 @@ class BackfillParams(Frozen):
         4, gt=0, le=32, description="Partitions run at once when not ordered."
     )
     predict: bool = Field(True, description="Predict each partition after ingesting it.")
-    model_tag: str = Field("default", description="Model predicting; markers are kept per tag.")
+    model_tag: ModelTag = Field("default", description="Model predicting; markers are kept per tag.")
     store: StoreConfig = Field(default_factory=StoreConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     source: SourceConfig = Field(default_factory=SourceConfig)
     write: WriteConfig = Field(default_factory=WriteConfig)
-
-    @field_validator("model_tag")
-    @classmethod
-    def _check_tag(cls, value: str) -> str:
-        return validate_id(value, what="model tag")
 
     @model_validator(mode="after")
     def _check_range(self) -> BackfillParams:
@@ -367,14 +355,9 @@ class NightlyParams(Frozen):
         description="Append each landed file to the sequence of the same name (growing recordings).",
     )
     predict: bool = Field(True, description="Predict new and grown sequences after ingesting.")
-    model_tag: str = Field("default", description="Model predicting (predictions/<tag>/).")
+    model_tag: ModelTag = Field("default", description="Model predicting (predictions/<tag>/).")
     store: StoreConfig = Field(default_factory=StoreConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     source: SourceConfig = Field(default_factory=SourceConfig)
     write: WriteConfig = Field(default_factory=WriteConfig)
-
-    @field_validator("model_tag")
-    @classmethod
-    def _check_tag(cls, value: str) -> str:
-        return validate_id(value, what="model tag")
