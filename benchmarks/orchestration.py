@@ -42,19 +42,15 @@ def plain_demo(params: DemoParams) -> dict[str, float]:
     from segflow.ingest.batch import ingest_one
     from segflow.predicting import predict
     from segflow.report import plot_sequence, score
-    from segflow.synth import synth_videos
     from segflow.training import train
     from storage import open_store
     from storage.predictions import PredictionRepository
     from storage.sequences import SequenceRepository
+    from tasks.demo import synth_task
 
     root = Path(params.workdir).resolve()
     where = {k: str(root / k) for k in ("sources", "store", "checkpoints", "tensorboard")}
-    paths = synth_videos(
-        where["sources"], count=params.videos, frames=params.frames, height=params.size,
-        width=params.size, seed=params.seed, min_gap=params.min_gap, max_gap=params.max_gap,
-        max_flash_frames=1,
-    )
+    paths = synth_task.fn(where["sources"], params)  # the task's own function, no Prefect
     store = StoreConfig(url=where["store"])
     ingest = IngestParams(sources=paths, store=store, write={"segment_length": params.segment_length})
     ids = sorted(Path(p).stem for p in paths)

@@ -158,16 +158,14 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 def _run_ingest(params: IngestParams, *, as_json: bool) -> None:
     from flows.ingest import ingest as ingest_flow
 
-    with FrameProgress(console, enabled=not as_json):
-        state = ingest_flow(params, return_state=True)
-    report = state.result(raise_on_failure=False)
-    if not isinstance(report, dict):  # the flow crashed before producing a report
-        raise _fail(report if isinstance(report, Exception) else RuntimeError(state.message))
+    report, failed = _flow_report(
+        ingest_flow, params, "ingest", FrameProgress(console, enabled=not as_json)
+    )
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         _print_ingest_report(report)
-    if state.is_failed():
+    if failed:
         raise typer.Exit(code=1)
 
 
@@ -241,13 +239,29 @@ def _validated(model: Any, data: dict[str, Any]) -> Any:
         raise _fail(error) from None
 
 
-def _run_flow(flow_fn: Any, params: Any, name: str) -> dict[str, Any]:
-    with FrameProgress(console):
+def _flow_report(
+    flow_fn: Any, params: Any, name: str, progress: Any
+) -> tuple[dict[str, Any], bool]:
+    """Run a flow in this process; return its report and whether the run failed.
+
+    A flow that fails with a report (some sources or partitions failed) still returns it, so
+    the caller can print it before exiting non-zero; one that fails without a report exits
+    here with its error.
+    """
+    with progress:
         state = flow_fn(params, return_state=True)
-    result = state.result(raise_on_failure=False)
-    if state.is_failed() or not isinstance(result, dict):
-        raise _fail(result if isinstance(result, Exception) else RuntimeError(f"{name} failed: {state.message}"))
-    return result
+    report = state.result(raise_on_failure=False)
+    if not isinstance(report, dict):
+        raise _fail(report if isinstance(report, Exception) else RuntimeError(f"{name} failed: {state.message}"))
+    return report, state.is_failed()
+
+
+def _run_flow(flow_fn: Any, params: Any, name: str) -> dict[str, Any]:
+    """Run a flow that reports only on success; exit with its error otherwise."""
+    report, failed = _flow_report(flow_fn, params, name, FrameProgress(console))
+    if failed:
+        raise _fail(f"{name} failed.")
+    return report
 
 
 @app.command()
@@ -361,7 +375,8 @@ def demo(
     from flows.demo import demo as demo_flow
     from segflow.config import DemoParams
 
-    params = DemoParams(**_merge({}, {"workdir": str(workdir), "seed": seed, "epochs": epochs, "videos": videos}))
+    overrides = {"workdir": str(workdir), "seed": seed, "epochs": epochs, "videos": videos}
+    params = _validated(DemoParams, _merge({}, overrides))
     console.print(
         f"[bold]segflow demo[/]: {params.videos} synthetic videos of {params.frames} frames "
         f"({params.size}x{params.size}x3), label = odd number of flashes so far"
@@ -443,29 +458,22 @@ def backfill(
     from flows.backfill import backfill as backfill_flow
     from segflow.config import BackfillParams
 
-    options = _storage_options(s3_endpoint)
     overrides = {
         "archive": archive, "start": start, "end": end, "ordered": ordered, "force": force,
         "dry_run": dry_run, "concurrency": concurrency, "predict": predict, "model_tag": model_tag,
-        "store": {"url": store, "storage_options": options},
-        "checkpoints": {"url": checkpoints, "storage_options": options},
+        **_locations(store, checkpoints, s3_endpoint),
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "write": {"segment_length": segment_length},
     }
-    try:
-        params = BackfillParams(**_merge({}, overrides))
-    except (ValueError, SegflowError) as error:
-        raise _fail(error) from None
-    with _PartitionBar(enabled=not (as_json or dry_run)):
-        state = backfill_flow(params, return_state=True)
-    report = state.result(raise_on_failure=False)
-    if not isinstance(report, dict):  # crashed before a report (e.g. no such archive)
-        raise _fail(report if isinstance(report, Exception) else RuntimeError(state.message))
+    params = _validated(BackfillParams, _merge({}, overrides))
+    report, failed = _flow_report(
+        backfill_flow, params, "backfill", _PartitionBar(enabled=not (as_json or dry_run))
+    )
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         _print_backfill(report)
-    if state.is_failed():
+    if failed:
         raise typer.Exit(code=1)
 
 

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
-from uuid import UUID
 
 from prefect import task
-from prefect.artifacts import (
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from segflow import progress
 from segflow.backfill import BackfillPlan, BackfillReport, Partition, PartitionResult, make_plan, run_partition
 from segflow.config import BackfillParams
-from tasks.train import _key
+from tasks.progress import StepProgress, artifact_key
 
 #: Name of the CLI's partition bar (see :mod:`segflow.progress`).
 BAR = "backfill"
@@ -42,34 +35,26 @@ def partition_task(partition: Partition, params: BackfillParams, run_id: str | N
 
 
 class BackfillProgress:
-    """Counts finished partitions into a progress artifact and the CLI's bar.
-
-    The artifact is updated at most every ``interval`` seconds, and always at the end.
-    """
+    """Counts finished partitions into a progress artifact and the CLI's bar."""
 
     def __init__(self, model_tag: str, total: int, *, interval: float = 2.0) -> None:
         self.total = max(1, total)
         self.done = 0
-        self._interval = interval
-        self._last = 0.0
-        self._artifact: UUID = create_progress_artifact(
-            progress=0.0, key=_key("backfill-progress", model_tag),
+        self._steps = StepProgress(
+            artifact_key("backfill-progress", model_tag),
+            BAR,
+            total=total,
             description=f"backfill {model_tag}: {total} partitions",
+            interval=interval,
         )
-        self._bar = progress.frames_callback(BAR, total)
 
     def __call__(self, result: PartitionResult) -> None:
         self.done += 1
-        self._bar(1)
-        now = time.monotonic()
-        if now - self._last >= self._interval:
-            self._last = now
-            update_progress_artifact(self._artifact, progress=100.0 * self.done / self.total)
+        self._steps({"frames": 1, "fraction": self.done / self.total})
 
     def close(self) -> None:
-        """Record the final count and finish the CLI bar."""
-        update_progress_artifact(self._artifact, progress=100.0 * self.done / self.total)
-        progress.finish(BAR)
+        """Record the final count (short of all when an ordered run stopped) and finish the bar."""
+        self._steps.close(self.done / self.total)
 
 
 @task(name="publish-backfill-report", cache_policy=NO_CACHE)
@@ -79,7 +64,7 @@ def publish_backfill_report(report: BackfillReport, model_tag: str) -> None:
     if len(rows) > MAX_ROWS:  # thousands of skipped days say nothing; their count is kept
         rows = [r for r in rows if r["status"] != "skipped"]
     create_table_artifact(
-        key=_key("backfill", model_tag),
+        key=artifact_key("backfill", model_tag),
         table=rows,
         description=f"**segflow backfill `{model_tag}`**: {report.headline()}",
     )

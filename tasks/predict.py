@@ -10,14 +10,13 @@ from prefect.cache_policies import NO_CACHE
 
 from segflow.config import PredictParams
 from segflow.predicting import predict
-from tasks.progress import StepProgress
-from tasks.train import _key
+from tasks.progress import StepProgress, artifact_key
 
 
 @task(name="predict", cache_policy=NO_CACHE, task_run_name="predict {params.model_tag}")
 def predict_task(params: PredictParams, run_id: str | None) -> dict[str, Any]:
     """Predict (or resume, or continue) every selected sequence; return the report."""
-    progress = StepProgress(_key("predict-progress", params.model_tag), f"predict {params.model_tag}")
+    progress = StepProgress(artifact_key("predict-progress", params.model_tag), f"predict {params.model_tag}")
 
     def on_step(event: dict[str, Any]) -> None:
         progress({**event, "fraction": (event["step"] + 1) / max(1, event["steps"])})
@@ -32,7 +31,7 @@ def predict_task(params: PredictParams, run_id: str | None) -> dict[str, Any]:
 def publish_predict_report(report: dict[str, Any]) -> None:
     """Publish one row per sequence (action, frames) as a table artifact."""
     create_table_artifact(
-        key=_key("predict", report["model_tag"]),
+        key=artifact_key("predict", report["model_tag"]),
         table=report["sequences"],
         description=(
             f"**segflow predict `{report['model_tag']}`**: {report['predicted']} predicted, "

@@ -19,21 +19,35 @@ class StepProgress:
     costs nothing measurable, and advances the CLI's bar (if one is installed) every step.
 
     Args:
-        key: Artifact key (lowercase letters, digits and dashes).
+        key: Artifact key (lowercase letters, digits and dashes; see :func:`artifact_key`).
         name: Name of the bar in the CLI.
+        total: Units (frames, partitions) the bar counts to, if known up front.
+        description: Artifact description; default ``name``.
         interval: Minimum seconds between artifact updates.
     """
 
-    def __init__(self, key: str, name: str, *, interval: float = 2.0) -> None:
-        self._artifact: UUID = create_progress_artifact(progress=0.0, key=key, description=name)
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        *,
+        total: int | None = None,
+        description: str | None = None,
+        interval: float = 2.0,
+    ) -> None:
+        self._artifact: UUID = create_progress_artifact(
+            progress=0.0, key=key, description=description or name
+        )
         self._name = name
+        self._total = total
         self._interval = interval
         self._last = 0.0
         self._frames: Callable[[int], None] | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self._frames is None:
-            self._frames = progress.frames_callback(self._name, event.get("total_frames"))
+            total = event.get("total_frames", self._total)
+            self._frames = progress.frames_callback(self._name, total)
         self._frames(int(event.get("frames", 0)))
         now = time.monotonic()
         if now - self._last >= self._interval:
@@ -41,7 +55,13 @@ class StepProgress:
             done = float(event.get("fraction", 0.0))
             update_progress_artifact(self._artifact, progress=100.0 * min(1.0, done))
 
-    def close(self) -> None:
-        """Mark the artifact 100% and the CLI bar finished."""
-        update_progress_artifact(self._artifact, progress=100.0)
+    def close(self, fraction: float = 1.0) -> None:
+        """Record ``fraction`` done (all of it by default) and finish the CLI bar."""
+        update_progress_artifact(self._artifact, progress=100.0 * min(1.0, fraction))
         progress.finish(self._name)
+
+
+def artifact_key(prefix: str, tag: str) -> str:
+    """An artifact key: lowercase letters, digits and dashes only."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in tag.lower())
+    return f"{prefix}-{cleaned}"

@@ -11,13 +11,13 @@ from prefect.cache_policies import NO_CACHE
 from segflow.config import TrainParams
 from segflow.report import markdown_table
 from segflow.training import train
-from tasks.progress import StepProgress
+from tasks.progress import StepProgress, artifact_key
 
 
 @task(name="train-model", cache_policy=NO_CACHE, task_run_name="train {params.model_tag}")
 def train_task(params: TrainParams) -> dict[str, Any]:
     """Train (or resume) the model of ``params``; progress goes to an artifact and the CLI."""
-    progress = StepProgress(_key("train-progress", params.model_tag), f"train {params.model_tag}")
+    progress = StepProgress(artifact_key("train-progress", params.model_tag), f"train {params.model_tag}")
 
     def on_step(event: dict[str, Any]) -> None:
         done = event["epoch"] * event["steps_per_epoch"] + event["step"]
@@ -42,10 +42,4 @@ def publish_train_report(report: dict[str, Any]) -> None:
         f"checkpoint `{report['checkpoint']}`, config hash `{report['config_hash'][:12]}`.\n\n"
         + markdown_table(["epoch", *metrics], rows)
     )
-    create_markdown_artifact(key=_key("train", report["model_tag"]), markdown=body)
-
-
-def _key(prefix: str, tag: str) -> str:
-    """An artifact key: lowercase letters, digits and dashes only."""
-    cleaned = "".join(c if c.isalnum() else "-" for c in tag.lower())
-    return f"{prefix}-{cleaned}"
+    create_markdown_artifact(key=artifact_key("train", report["model_tag"]), markdown=body)
