@@ -71,12 +71,18 @@ class WriteConfig(Frozen):
         "none for floats (they compress ~1.16x and decode on the streaming path).",
     )
     write_workers: int = Field(
-        2, gt=0, description="Blocks encoded and written concurrently."
+        2, gt=0, description="Chunks encoded and written concurrently."
     )
     block_bytes: int = Field(
         16 * 2**20,
         gt=0,
         description="Target bytes per written block (a whole number of segments, at least one).",
+    )
+    progress_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="Seconds between durable progress records; a resumed write redoes at most "
+        "this much work (0: after every block).",
     )
 
 

@@ -8,11 +8,14 @@ containing ``..``. Every implementation passes ``tests/storage/contract.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from segflow.errors import ConfigError
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     import zarr.abc.store
 
 
@@ -52,6 +55,16 @@ class Store(ABC):
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` at ``key`` atomically: readers see the old object or the new one."""
+
+    def write_chunk(self, key: str, parts: Sequence[Buffer]) -> None:
+        """Store the concatenation of ``parts`` at ``key`` atomically, as zarr stores a chunk.
+
+        Unlike :meth:`write_bytes` this need not be flushed to disk before returning: chunk
+        writes get the same guarantee as zarr's own (a reader sees the old object or the new
+        one; a killed process loses nothing already written). Implementations may write the
+        parts without joining them.
+        """
+        self.write_bytes(key, b"".join(bytes(part) for part in parts))
 
     @abstractmethod
     def create_exclusive(self, key: str, data: bytes) -> bool:

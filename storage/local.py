@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zarr.storage
 
 from segflow.errors import KeyNotFoundError
 from storage.base import Store, check_key
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 class LocalStore(Store):
@@ -49,6 +54,23 @@ class LocalStore(Store):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def write_chunk(self, key: str, parts: Sequence[Buffer]) -> None:
+        path = self._path(key)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            try:
+                handle = open(tmp, "wb")  # noqa: SIM115  (closed below)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(tmp, "wb")  # noqa: SIM115
+            with handle:
+                for part in parts:
+                    handle.write(part)
+            # No fsync, as zarr's LocalStore: the rename makes it atomic for readers.
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from segflow.engine.scheduler import Step, count_steps, schedule
-from segflow.errors import ConfigError, KeyNotFoundError, StoreError
+from segflow.errors import ConfigError, StoreError
+from storage.chunks import DirectChunks
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -147,81 +148,20 @@ class ZarrChunks:
         self.dtype = np.dtype(array.dtype)
         self._array = array
         self._store = store
-        self._decoder = _ChunkDecoder.for_array(array)
+        self._direct = DirectChunks.for_array(array)
 
     @property
     def fast(self) -> bool:
         """Whether chunks are decoded directly (else read through ``array[start:stop]``)."""
-        return self._decoder is not None
+        return self._direct is not None
 
     def read_chunk(self, index: int) -> np.ndarray:
         """Read and decode chunk ``index``, trimmed to ``length``."""
         start = index * self.chunk_length
         stop = min(start + self.chunk_length, self.length)
-        if self._decoder is None:
+        if self._direct is None:
             return self._array[start:stop]
-        return self._decoder.decode(self._store, index)[: stop - start]
-
-
-class _ChunkDecoder:
-    """Decodes one time chunk of a Zarr v3 array from its stored bytes.
-
-    It runs the array's own codec objects through their synchronous ``_decode_sync`` (what
-    zarr itself runs in a worker thread), in reverse order, as zarr does. That method is
-    zarr-internal (zarr is pinned to 3.1.x); if it goes away, :meth:`for_array` returns None
-    and reads fall back to ``array[...]``. ``test_direct_chunk_decoding_equals_zarr`` guards it.
-    """
-
-    def __init__(self, array: zarr.Array) -> None:
-        from zarr.core.buffer import default_buffer_prototype
-
-        async_array = array.async_array
-        pipeline = async_array.codec_pipeline
-        self._metadata = async_array.metadata
-        self._config = async_array.config
-        self._array_codec = pipeline.array_bytes_codec
-        self._bytes_codecs = tuple(reversed(pipeline.bytes_bytes_codecs))
-        self._prototype = default_buffer_prototype()
-        self._path = array.path
-        self._fill = (array.fill_value, array.dtype)
-        self._trailing = (0,) * (array.ndim - 1)
-
-    @classmethod
-    def for_array(cls, array: zarr.Array) -> _ChunkDecoder | None:
-        """Return a decoder if ``array`` has a layout it handles, else None (use zarr)."""
-        try:
-            pipeline = array.async_array.codec_pipeline
-            codecs = (pipeline.array_bytes_codec, *pipeline.bytes_bytes_codecs)
-            usable = (
-                array.async_array.metadata.zarr_format == 3
-                and not tuple(pipeline.array_array_codecs)
-                and all(hasattr(codec, "_decode_sync") for codec in codecs)
-                and tuple(array.chunks[1:]) == tuple(array.shape[1:])
-            )
-        except AttributeError:  # another zarr version: stay on the public path
-            return None
-        return cls(array) if usable else None
-
-    def decode(self, store: Store, index: int) -> np.ndarray:
-        """Return chunk ``index`` at its full chunk length."""
-        coords = (index, *self._trailing)
-        key = f"{self._path}/{self._metadata.encode_chunk_key(coords)}"
-        spec = self._metadata.get_chunk_spec(coords, self._config, self._prototype)
-        try:
-            raw = store.read_bytes(key)
-        except KeyNotFoundError:
-            # zarr does not write a chunk holding only the fill value (black frames, say).
-            fill_value, dtype = self._fill
-            return np.full(spec.shape, fill_value, dtype=dtype)
-        try:
-            data = self._prototype.buffer.from_bytes(raw)
-            for codec in self._bytes_codecs:
-                data = codec._decode_sync(data, spec)
-            return self._array_codec._decode_sync(data, spec).as_numpy_array()
-        except Exception as exc:  # a corrupt chunk: name it instead of a bare codec error
-            raise StoreError(
-                f"Chunk {key!r} in store {store.url!r} could not be decoded: {exc}"
-            ) from exc
+        return self._direct.read(self._store, index)[: stop - start]
 
 
 @dataclass(frozen=True)

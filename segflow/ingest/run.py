@@ -279,8 +279,9 @@ def _write_blocks(job: _Job, *, offset: int) -> int:
     group = repo.group(target, staging=plan.staging)
     per_frame = labels is None or len(labels) != 1
     hint = None if probe.length is None else offset + probe.length
-    progress = _progress_recorder(repo, target, plan, offset)
+    progress = _progress_recorder(repo, target, plan, job.write_config.progress_seconds)
     writer = BlockWriter(
+        repo.store,
         group,
         offset=offset,
         capacity_hint=hint,
@@ -311,11 +312,21 @@ def _write_blocks(job: _Job, *, offset: int) -> int:
 
 
 def _progress_recorder(
-    repo: SequenceRepository, target: str, plan: IngestPlan, offset: int
+    repo: SequenceRepository, target: str, plan: IngestPlan, interval: float
 ) -> Callable[[int], None]:
-    """Return a callback that records durable progress in the sequence's meta."""
+    """Return a callback that records durable progress in the sequence's meta.
+
+    It writes at most every ``interval`` seconds: a meta update costs a few milliseconds
+    (measured: a third of an uncompressed ingest when written after every block), and a
+    resumed write redoes at most that interval's worth of blocks.
+    """
+    last_write = time.monotonic()
 
     def record(source_frames: int) -> None:
+        nonlocal last_write
+        if time.monotonic() - last_write < interval:
+            return
+        last_write = time.monotonic()
         meta = repo.meta(target, staging=plan.staging)
         if plan.action == "append":
             pending = dict(meta.pending_append or {}, frames_written=source_frames)

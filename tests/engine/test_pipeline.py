@@ -284,7 +284,7 @@ def test_arrays_chunked_across_frames_are_read_through_zarr(repo: SequenceReposi
 
 def test_corrupt_chunk_raises_store_error_through_the_reader(repo: SequenceRepository) -> None:
     ids = store_all(repo, random_frames([6, 6], (8,), "uint8"), 3)
-    chunk = Path(repo.store.url) / "sequences" / "seq-1" / "frames" / "c" / "1" / "0"
+    chunk = Path(repo.store.url) / "sequences" / "seq-1" / "frames" / "c.1.0"
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))

@@ -50,6 +50,14 @@ class StoreContract:
         store.write_bytes("a/b/c.bin", payload)
         assert store.read_bytes("a/b/c.bin") == payload
 
+    def test_write_chunk_stores_the_parts_concatenated(self, store: Store) -> None:
+        parts = [b"ab", memoryview(b"cd"), np.array([1, 2], dtype=np.uint8)]
+        store.write_chunk("arr/c.0.0", parts)
+        assert store.read_bytes("arr/c.0.0") == b"abcd\x01\x02"
+        store.write_chunk("arr/c.0.0", [b"new"])
+        assert store.read_bytes("arr/c.0.0") == b"new"
+        assert store.list("arr") == ["arr/c.0.0"]  # no temporary objects left behind
+
     def test_empty_object_roundtrips(self, store: Store) -> None:
         store.write_bytes("empty", b"")
         assert store.read_bytes("empty") == b""
@@ -218,7 +226,7 @@ class StoreContract:
     def test_zarr_corrupted_chunk_is_detected(self, store: Store) -> None:
         data = np.random.default_rng(0).integers(0, 255, (10, 6, 5, 3), dtype=np.uint8)
         repo = self._write_sequence(store, data)
-        chunk = "sequences/seq-1/frames/c/1/0/0/0"
+        chunk = "sequences/seq-1/frames/c.1.0.0.0"
         assert chunk in store.list("sequences/seq-1/frames")
         raw = bytearray(store.read_bytes(chunk))
         raw[len(raw) // 2] ^= 0xFF  # one flipped byte, as from bit rot
