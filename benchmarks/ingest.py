@@ -4,8 +4,8 @@ Run alone: ``python -m benchmarks.ingest [--quick]``.
 
 1. Throughput: the same frames (a memory-mapped ``.npy``, warm in the page cache) written
    (a) as raw files, one per segment, to the same disk, and (b) by ``ingest_source`` into Zarr,
-   uncompressed and with blosc-lz4. Runs alternate and the best of each is kept, so a noisy
-   neighbour does not bias one side. Goal: Zarr/raw >= 0.8 without compression.
+   uncompressed and with blosc-lz4. Runs alternate, each after ``sync``, and the best of each
+   is kept, so a noisy neighbour or the kernel's writeback does not bias one side. Goal: Zarr/raw >= 0.8 without compression.
 2. Memory: the classic recipe's sequence (1000 frames of 1000x1000x3 uint8 = 3 GB) and 4x that,
    each ingested in a fresh process; peak RSS from ``VmHWM``. Goals: < 1.5 GB, 4x/1x <= 1.1.
 """
@@ -88,6 +88,9 @@ def throughput(workdir: Path, frames: int, shape: tuple[int, ...], rounds: int) 
             ("zarr-lz4", lambda out: zarr_write(source, out, "lz4")),
         ):
             out = workdir / f"{name}-{round_}"
+            # Start each run with no dirty pages: the kernel's writeback of an earlier run
+            # would otherwise take CPU from this one, whichever side it is.
+            os.sync()
             seconds = run(out)
             best[name] = min(best.get(name, float("inf")), seconds)
             shutil.rmtree(out)
@@ -134,7 +137,7 @@ def main() -> None:
     base_frames = 100 if args.quick else 1000
     with tempfile.TemporaryDirectory(dir=os.environ.get("SEGFLOW_BENCH_DIR", ".")) as tmp:
         workdir = Path(tmp)
-        speed = throughput(workdir, 512 if args.quick else 2048, (256, 256, 3), rounds=3)
+        speed = throughput(workdir, 512 if args.quick else 2048, (256, 256, 3), rounds=5)
         rss_1x = peak_rss(workdir, base_frames, big)
         rss_4x = peak_rss(workdir, 4 * base_frames, big)
     memory = {

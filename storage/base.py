@@ -57,12 +57,12 @@ class Store(ABC):
         """Store ``data`` at ``key`` atomically: readers see the old object or the new one."""
 
     def write_chunk(self, key: str, parts: Sequence[Buffer]) -> None:
-        """Store the concatenation of ``parts`` at ``key`` atomically, as zarr stores a chunk.
+        """Store the concatenation of ``parts`` at ``key``, as fast as the store allows.
 
-        Unlike :meth:`write_bytes` this need not be flushed to disk before returning: chunk
-        writes get the same guarantee as zarr's own (a reader sees the old object or the new
-        one; a killed process loses nothing already written). Implementations may write the
-        parts without joining them.
+        Not atomic and not flushed: a crash may leave a partial object. Use it only for chunks
+        no reader looks at until a later metadata write says they are whole (beyond a
+        sequence's committed length, or in a sequence not yet complete or still in staging).
+        Implementations may write the parts without joining them.
         """
         self.write_bytes(key, b"".join(bytes(part) for part in parts))
 

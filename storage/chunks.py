@@ -111,17 +111,21 @@ class DirectChunks:
         """Encode ``rows`` (exactly one chunk of rows) and store them as time chunk ``index``.
 
         The array must already extend over the chunk (resize it first). Every chunk is
-        written, including all-fill ones, as with ``write_empty_chunks=True``.
+        written, including all-fill ones, as with ``write_empty_chunks=True``. The write is
+        not atomic (see :meth:`Store.write_chunk`): write only chunks no reader uses yet.
 
         Raises:
-            ValueError: If ``rows`` is not exactly one chunk of the array's shape and dtype.
+            ValueError: If ``rows`` is not exactly one chunk of the array's shape and dtype
+                (in any byte order).
         """
         spec = self._spec(index)
-        if rows.shape != tuple(spec.shape) or rows.dtype != self._fill[1]:
+        dtype = self._fill[1]
+        if rows.shape != tuple(spec.shape) or not np.can_cast(rows.dtype, dtype, "equiv"):
             raise ValueError(
-                f"Expected rows of shape {tuple(spec.shape)} and dtype {self._fill[1]} for "
+                f"Expected rows of shape {tuple(spec.shape)} and dtype {dtype} for "
                 f"chunk {index} of {self._path!r}, got {rows.shape} {rows.dtype}."
             )
+        rows = rows.astype(dtype, copy=False)  # another byte order: the array's
         data = self._prototype.nd_buffer.from_ndarray_like(rows)
         encoded = self._array_codec._encode_sync(data, spec)  # noqa: SLF001
         for codec in self._encoders:

@@ -60,20 +60,16 @@ class LocalStore(Store):
 
     def write_chunk(self, key: str, parts: Sequence[Buffer]) -> None:
         path = self._path(key)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        # Written in place: no temporary file and rename (measured: 10% of an uncompressed
+        # ingest), since no reader looks at the chunk before it is whole (see Store).
         try:
-            try:
-                handle = open(tmp, "wb")  # noqa: SIM115  (closed below)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                handle = open(tmp, "wb")  # noqa: SIM115
-            with handle:
-                for part in parts:
-                    handle.write(part)
-            # No fsync, as zarr's LocalStore: the rename makes it atomic for readers.
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            handle = open(path, "wb")  # noqa: SIM115  (closed below)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "wb")  # noqa: SIM115
+        with handle:
+            for part in parts:
+                handle.write(part)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         path = self._path(key)

@@ -33,6 +33,7 @@ class IngestPlan:
 def plan_ingest(
     fingerprint: str,
     *,
+    provisional: str | None = None,
     existing: SequenceMeta | None,
     staged: SequenceMeta | None,
     compatible: bool,
@@ -43,6 +44,8 @@ def plan_ingest(
 
     Args:
         fingerprint: The source's fingerprint.
+        provisional: The source's provisional fingerprint (size, mtime, inode), if it has one:
+            an unfinished write whose hash was deferred recorded that instead.
         existing: Meta of ``sequences/<id>`` if it exists.
         staged: Meta of ``staging/<id>`` if a replacement was interrupted.
         compatible: Whether the existing arrays match the source's frame shape, dtype and
@@ -60,7 +63,10 @@ def plan_ingest(
         return _plan_append(fingerprint, existing, compatible=compatible, force=force)
     if existing is None or (not existing.complete and (not compatible or force)):
         return IngestPlan("create", reason="new sequence" if existing is None else "restart")
-    if not existing.complete and existing.fingerprint != fingerprint:
+    same_source = existing.fingerprint == fingerprint or (
+        provisional is not None and existing.fingerprint == provisional
+    )
+    if not existing.complete and not same_source:
         return IngestPlan("create", reason="restart: source changed during an unfinished write")
     if not existing.complete:
         start = existing.frames_written

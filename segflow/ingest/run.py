@@ -96,10 +96,14 @@ def ingest_source(
     target = id_from_name(uri.rstrip("/")) if sequence_id is None else validate_id(sequence_id)
     known = _known_fingerprint(repo, target, uri)
     source = open_source(uri, options=source_config, storage_options=storage_options, known=known)
+    if not append and not repo.exists(target) and not repo.exists(target, staging=True):
+        # Nothing to compare with: hash the source while writing it instead of reading it twice.
+        _defer_fingerprint(source)
     probe = source.probe()
     labels_path = labels_path or sidecar_labels(uri, storage_options=storage_options)
     labels = _external_labels(labels_path, probe, storage_options)
-    plan = _plan(repo, target, probe, write_config, append=append, force=force)
+    provisional = _provisional_fingerprint(source)
+    plan = _plan(repo, target, probe, provisional, write_config, append=append, force=force)
     if plan.action == "skip":
         return IngestResult(uri, target, "skipped", message=plan.reason)
     frames = _execute(_Job(repo, target, source, probe, labels, plan, write_config, on_frames))
@@ -136,6 +140,7 @@ def _plan(
     repo: SequenceRepository,
     target: str,
     probe: SourceProbe,
+    provisional: str | None,
     write_config: WriteConfig,
     *,
     append: bool,
@@ -158,6 +163,7 @@ def _plan(
         )
     return plan_ingest(
         probe.fingerprint,
+        provisional=provisional,
         existing=existing,
         staged=staged,
         compatible=compatible,
@@ -192,7 +198,13 @@ def _execute(job: _Job) -> int:
             repo.store.delete_prefix(sequence_path(target, staging=plan.staging))
         raise
     record = _source_record(job.source, job.probe, 0, total)
-    done = meta.replace(length=total, frames_written=total, complete=True, sources=(record,))
+    done = meta.replace(
+        length=total,
+        frames_written=total,
+        complete=True,
+        fingerprint=record["fingerprint"],
+        sources=(record,),
+    )
     repo.write_meta(target, done, staging=plan.staging)
     if plan.staging:
         repo.promote(target)
@@ -395,11 +407,24 @@ def _time_offset(repo: SequenceRepository, target: str, offset: int) -> float:
 
 
 def _source_record(source: Source, probe: SourceProbe, start: int, stop: int) -> dict[str, Any]:
-    record = getattr(source, "fingerprint_record", None)
+    """What the sequence records about a source it holds frames ``[start, stop)`` of."""
+    fingerprint = getattr(source, "fingerprint", None)
+    final = fingerprint() if fingerprint is not None else None  # exact even if deferred
     return {
         "uri": probe.uri,
-        "fingerprint": probe.fingerprint,
+        "fingerprint": probe.fingerprint if final is None else final.value,
         "start": start,
         "stop": stop,
-        "record": record() if record is not None else None,
+        "record": None if final is None else final.record(),
     }
+
+
+def _defer_fingerprint(source: Source) -> None:
+    defer = getattr(source, "defer_fingerprint", None)
+    if defer is not None:
+        defer()
+
+
+def _provisional_fingerprint(source: Source) -> str | None:
+    provisional = getattr(source, "provisional_fingerprint", None)
+    return provisional() if provisional is not None else None

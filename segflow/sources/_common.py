@@ -122,12 +122,44 @@ class FingerprintedSource(Source):
         self.storage_options = dict(storage_options or {})
         self._known = dict(known) if known else None
         self._fingerprint: Fingerprint | None = None
+        self._deferred = False
 
     def fingerprint(self) -> Fingerprint:
-        """Return the source's fingerprint (computed on first use, then cached)."""
+        """Return the source's fingerprint (computed on first use, then cached).
+
+        After :meth:`defer_fingerprint` and a complete read of the frames it is the hash taken
+        during that read; otherwise it is computed here.
+        """
         if self._fingerprint is None:
             self._fingerprint = self._compute_fingerprint(self._known)
         return self._fingerprint
+
+    def provisional_fingerprint(self) -> str | None:
+        """A cheap identity that stands in for the fingerprint while a deferred hash runs.
+
+        None for sources that cannot hash while reading (the default).
+        """
+        return None
+
+    def defer_fingerprint(self) -> bool:
+        """Take the content hash from the frames as they are read, if this source can.
+
+        For a fresh ingest this saves a whole pass over the source. Until the frames are read,
+        :meth:`probe` reports :meth:`provisional_fingerprint` instead of the content hash.
+
+        Returns:
+            Whether the fingerprint is deferred.
+        """
+        self._deferred = self._known is None and self.provisional_fingerprint() is not None
+        return self._deferred
+
+    def probe_fingerprint(self) -> str:
+        """The fingerprint for :meth:`probe`: provisional while a deferred hash is pending."""
+        if self._deferred and self._fingerprint is None:
+            provisional = self.provisional_fingerprint()
+            if provisional is not None:
+                return provisional
+        return self.fingerprint().value
 
     def fingerprint_record(self) -> dict[str, Any]:
         """Return a record to store and pass back as ``known`` on a later run."""

@@ -12,6 +12,7 @@ Non-finite values are not checked here: the ingest loop checks every block gener
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -22,7 +23,13 @@ from typing import IO, Any
 import numpy as np
 
 from segflow.errors import SourceError, SourceNotFoundError
-from segflow.fingerprint import Fingerprint, url_fingerprint, zarr_fingerprint
+from segflow.fingerprint import (
+    Fingerprint,
+    StreamingFileHash,
+    provisional_file_fingerprint,
+    url_fingerprint,
+    zarr_fingerprint,
+)
 from segflow.sources._common import (
     BlockBuffers,
     FingerprintedSource,
@@ -148,6 +155,11 @@ class NpySource(FingerprintedSource):
     def _compute_fingerprint(self, known: Mapping[str, Any] | None) -> Fingerprint:
         return url_fingerprint(self.uri, storage_options=self.storage_options, known=known)
 
+    def provisional_fingerprint(self) -> str | None:
+        """Size, mtime and inode of a local file (its rows are hashed as they are read)."""
+        local = local_path(self.uri)
+        return None if local is None else provisional_file_fingerprint(local)
+
     def probe(self) -> SourceProbe:
         """Read the header and describe the array.
 
@@ -162,7 +174,7 @@ class NpySource(FingerprintedSource):
             frame_shape=tuple(shape[1:]),
             dtype=dtype,
             length=shape[0],
-            fingerprint=self.fingerprint().value,
+            fingerprint=self.probe_fingerprint(),
             partition=partition_of(self.uri),
         )
 
@@ -197,9 +209,18 @@ class NpySource(FingerprintedSource):
             if header.fortran and len(header.shape) > 1:  # rows are not contiguous on disk
                 yield from self._fortran_blocks(header, block_frames, start)
                 return
+            hasher = None
+            if self._deferred and self._fingerprint is None and start == 0:
+                # The rows are the file's bytes after the header: hash them on the way through.
+                hasher = StreamingFileHash(handle.fileno(), self.uri)
+                hasher.update(os.pread(handle.fileno(), header.offset, 0))
             rows = _stream_blocks(handle, header, block_frames, start, self.uri)
             for offset, block in enumerate(rows):
+                if hasher is not None:
+                    hasher.update(block)
                 yield FrameBlock(start + offset * block_frames, block)
+            if hasher is not None:
+                self._fingerprint = hasher.finish()
 
     def _fortran_blocks(
         self, header: _NpyHeader, block_frames: int, start: int
@@ -310,7 +331,7 @@ class NpzSource(FingerprintedSource):
             frame_shape=frames.shape[1:],
             dtype=frames.dtype,
             length=frames.shape[0],
-            fingerprint=self.fingerprint().value,
+            fingerprint=self.probe_fingerprint(),
             partition=partition_of(self.uri),
             label_shape=labels.shape[1:] if labels is not None else None,
             label_dtype=labels.dtype if labels is not None else None,
@@ -394,7 +415,7 @@ class ZarrArraySource(FingerprintedSource):
             frame_shape=tuple(array.shape[1:]),
             dtype=np.dtype(array.dtype),
             length=int(array.shape[0]),
-            fingerprint=self.fingerprint().value,
+            fingerprint=self.probe_fingerprint(),
             partition=partition_of(self.uri),
         )
 

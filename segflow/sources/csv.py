@@ -295,7 +295,7 @@ class CsvSource(FingerprintedSource):
             frame_shape=(len(columns.features),),
             dtype=np.dtype(np.float32),
             length=None,
-            fingerprint=self.fingerprint().value,
+            fingerprint=self.probe_fingerprint(),
             sample_interval=interval,
             start_time=start_time,
             partition=partition_of(self.uri),

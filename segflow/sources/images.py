@@ -177,7 +177,7 @@ class ImageFolderSource(FingerprintedSource):
             frame_shape=self._frame_shape(shape),
             dtype=np.dtype(np.uint8) if self.grayscale else dtype,
             length=len(self.files),
-            fingerprint=self.fingerprint().value,
+            fingerprint=self.probe_fingerprint(),
             partition=partition_of(self.uri),
         )
 

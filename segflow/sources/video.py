@@ -220,7 +220,7 @@ class VideoSource(FingerprintedSource):
             frame_shape=shape,
             dtype=np.dtype(np.uint8),
             length=length,
-            fingerprint=self.fingerprint().value,
+            fingerprint=self.probe_fingerprint(),
             frame_rate=float(rate) if rate else None,
             start_time=creation or None,
             partition=partition_of(self.uri),

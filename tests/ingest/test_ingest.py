@@ -191,6 +191,35 @@ def test_rerun_does_not_rehash_unchanged_files(tmp_path: Path, repo, monkeypatch
     assert calls == []
 
 
+@pytest.mark.parametrize("dtype", ["uint8", ">f4"])  # the file's bytes, whatever the byte order
+def test_fresh_ingest_reads_the_source_once(tmp_path: Path, repo, monkeypatch, dtype) -> None:
+    import segflow.fingerprint as fingerprint
+    from segflow.fingerprint import file_fingerprint
+
+    path = save(tmp_path / "a.npy", frames(10, dtype=dtype))
+    monkeypatch.setattr(fingerprint, "_hash_stream", lambda h: pytest.fail("hashed twice"))
+    assert ingest_source(path, repo, write_config=write()).status == "written"
+    monkeypatch.undo()
+    expected = file_fingerprint(path).value
+    meta = repo.meta("a")
+    assert meta.fingerprint == expected and meta.sources[0]["fingerprint"] == expected
+    assert ingest_source(path, repo, write_config=write()).status == "skipped"
+
+
+def test_a_source_rewritten_during_a_fresh_ingest_is_refused(tmp_path: Path, repo) -> None:
+    from segflow.ingest import run
+
+    path = save(tmp_path / "a.npy", frames(12))
+    source = run.open_source(path)
+    assert source.defer_fingerprint()
+    blocks = source.blocks(4)
+    next(blocks)
+    with open(path, "ab") as handle:  # a writer still appending to the file
+        handle.write(b"more")
+    with pytest.raises(SourceError, match="changed while it was being read"):
+        list(blocks)
+
+
 @pytest.mark.parametrize("dtype, codecs", [("uint8", ["bytes", "blosc", "crc32c"]),
                                            ("float32", ["bytes", "crc32c"])])
 def test_auto_compression_by_dtype(tmp_path: Path, repo, dtype: str, codecs: list[str]) -> None:

@@ -41,3 +41,20 @@ def test_plan(fingerprint, existing, staged, compatible, append, force, action, 
     )
     assert (plan.action, plan.staging, plan.start) == (action, staging, start)
     assert plan.reason
+
+
+PENDING = PARTIAL.replace(fingerprint="pending:size=9:mtime_ns=1:inode=2")
+
+
+@pytest.mark.parametrize(
+    "provisional, action, start",
+    [
+        ("pending:size=9:mtime_ns=1:inode=2", "resume", 16),  # same file: trust the partial
+        ("pending:size=9:mtime_ns=5:inode=2", "create", 0),  # touched since: start over
+        (None, "create", 0),  # the source cannot tell
+    ],
+)
+def test_a_write_with_a_deferred_hash_resumes_only_for_the_same_file(provisional, action, start):
+    plan = plan_ingest("xxh3:abc:size=9", provisional=provisional, existing=PENDING, staged=None,
+                       compatible=True, append=False, force=False)
+    assert (plan.action, plan.start) == (action, start)

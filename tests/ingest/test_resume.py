@@ -50,6 +50,7 @@ def test_kill_9_mid_write_then_resume(tmp_path: Path) -> None:
     killed_at = _progress(store)
     assert killed_at and not killed_at["complete"], "the kill must land mid-write"
     assert 0 < killed_at["frames_written"] < 3000
+    assert killed_at["fingerprint"].startswith("pending:")  # hashed while writing
 
     repo = SequenceRepository(open_store(store))
     result = ingest_source(str(source), repo, write_config=WriteConfig(segment_length=8, block_bytes=1, progress_seconds=0))
@@ -58,3 +59,4 @@ def test_kill_9_mid_write_then_resume(tmp_path: Path) -> None:
     assert result.frames == 3000 - int(result.message.split()[-1])  # nothing redone
     assert repo.info("big").complete
     np.testing.assert_array_equal(repo.frames("big")[:], data)
+    assert repo.meta("big").fingerprint.startswith("xxh3:")

@@ -12,6 +12,7 @@ import pytest
 from segflow.errors import SourceNotFoundError
 from segflow.fingerprint import (
     BLOCK_BYTES,
+    StreamingFileHash,
     file_fingerprint,
     folder_fingerprint,
     url_fingerprint,
@@ -123,3 +124,22 @@ def test_zarr_fingerprint_reads_metadata_and_chunk_sizes_only(tmp_path):
     assert zarr_fingerprint(str(tmp_path / "a.zarr")).value != first.value
     with pytest.raises(SourceNotFoundError):
         zarr_fingerprint(str(tmp_path / "absent.zarr"))
+
+
+def test_streaming_hash_equals_the_file_fingerprint(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(10_000))
+    with open(path, "rb") as handle:
+        hasher = StreamingFileHash(handle.fileno(), str(path))
+        while piece := handle.read(3_000):
+            hasher.update(np.frombuffer(piece, dtype=np.uint8))
+        assert hasher.finish() == file_fingerprint(path)
+
+
+def test_streaming_hash_of_part_of_a_file_is_none(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0123456789")
+    with open(path, "rb") as handle:
+        hasher = StreamingFileHash(handle.fileno(), str(path))
+        hasher.update(handle.read(4))
+        assert hasher.finish() is None

@@ -56,7 +56,7 @@ class StoreContract:
         assert store.read_bytes("arr/c.0.0") == b"abcd\x01\x02"
         store.write_chunk("arr/c.0.0", [b"new"])
         assert store.read_bytes("arr/c.0.0") == b"new"
-        assert store.list("arr") == ["arr/c.0.0"]  # no temporary objects left behind
+        assert store.list("arr") == ["arr/c.0.0"]
 
     def test_empty_object_roundtrips(self, store: Store) -> None:
         store.write_bytes("empty", b"")

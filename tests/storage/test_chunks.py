@@ -96,3 +96,13 @@ def test_arrays_chunked_across_frames_are_left_to_zarr(tmp_path) -> None:
     group = zarr.open_group(str(tmp_path), mode="w")
     array = group.create_array("a", shape=(8, 4), chunks=(4, 2), dtype="uint8")
     assert DirectChunks.for_array(array) is None
+
+
+def test_rows_in_another_byte_order_are_stored_in_the_arrays(tmp_path) -> None:
+    repo = SequenceRepository(open_store(tmp_path))
+    direct = DirectChunks.for_array(_array(repo, "s", "none", "float32", (3,), 4))
+    assert direct is not None
+    rows = np.arange(12, dtype=">f4").reshape(4, 3)
+    direct.write(repo.store, 0, rows)
+    np.testing.assert_array_equal(direct.read(repo.store, 0), rows)
+    assert direct.read(repo.store, 0).dtype == np.float32
