@@ -307,9 +307,11 @@ class SequenceRepository:
         self.ensure_root()
         path = sequence_path(sequence_id, staging=staging)
         self.store.delete_prefix(path)
-        group = zarr.open_group(self._zarr, path=path, mode="w")
         fresh = meta.replace(length=0, complete=False, frames_written=0, pending_append=None)
-        group.attrs["segflow"] = fresh.to_json()
+        # One metadata write for the group and its attributes; the prefix is already empty.
+        group = zarr.create_group(
+            self._zarr, path=path, attributes={"segflow": fresh.to_json()}, overwrite=False
+        )
         compressors = compressors_for(resolve_compression(compression, dtype))
         _time_array(group, "frames", (0, *frame_shape), dtype, segment_length, compressors)
         if label_shape is not None:
@@ -365,7 +367,6 @@ def _time_array(
         # Flat chunk keys (frames/c.3.0.0.0): "/" would nest a directory per index on a local
         # disk, and creating three directories per chunk cost ~40% of an uncompressed write.
         chunk_key_encoding={"name": "default", "separator": "."},
-        overwrite=True,
     )
 
 
