@@ -125,15 +125,24 @@ def alternate(
 
 
 def predict_all(engine: Any, batches: Callable[[], Iterable[dict[str, Any]]]) -> None:
-    """Stream every batch through ``engine.predict_step`` (results fetched, as a consumer would)."""
+    """Stream every batch through ``engine.predict_step`` (results fetched, as a consumer would).
+
+    Inputs go through ``as_tensor`` as in segflow's predict loop (a no-op for tensors).
+    """
+    from segflow.engine.engine import as_tensor
+
     for b in batches():
-        engine.predict_step(b["frames"], b["mask"], b["reset"]).numpy()
+        inputs = (as_tensor(b["frames"]), as_tensor(b["mask"]), as_tensor(b["reset"]))
+        engine.predict_step(*inputs).numpy()
 
 
 def train_all(engine: Any, batches: Callable[[], Iterable[dict[str, Any]]]) -> None:
-    """One TBPTT optimizer step per batch."""
+    """One TBPTT optimizer step per batch (inputs through ``as_tensor``, as in training)."""
+    from segflow.engine.engine import as_tensor
+
+    names = ("frames", "mask", "reset", "labels", "ends")
     for b in batches():
-        sums = engine.train_step(b["frames"], b["mask"], b["reset"], b["labels"], b["ends"])
+        sums = engine.train_step(*(as_tensor(b[name]) for name in names))
         sums["count"].numpy()
 
 

@@ -430,6 +430,8 @@ def _loop(
     first_step: dict[int, int],
     on_step: StepCallback | None,
 ) -> int:
+    from segflow.engine.engine import as_tensor
+
     engine, every = run.engine, run.params.checkpoints.every_steps
     dtype = np.dtype(engine.config.input_dtype)
     done = 0
@@ -438,7 +440,9 @@ def _loop(
         frames = batch["frames"]
         if frames.dtype != dtype:
             frames = frames.astype(dtype)
-        outputs = engine.predict_step(frames, batch["mask"], reset).numpy()
+        outputs = engine.predict_step(
+            as_tensor(frames), as_tensor(batch["mask"]), as_tensor(reset)
+        ).numpy()
         del batch, frames  # lets the reader recycle the batch's memory
         _write_step(run, step, outputs)
         done += 1

@@ -33,7 +33,7 @@ from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import MANIFEST, MODELS, CheckpointManager, Cursor, export_model
 from segflow.config import ModelConfig, SelectionConfig, TrainParams
-from segflow.engine.engine import StreamingEngine
+from segflow.engine.engine import StreamingEngine, as_tensor
 from segflow.engine.lanes import read_lane_state, write_lane_state
 from segflow.engine.pipeline import StepReader
 from segflow.errors import (
@@ -515,4 +515,6 @@ def _step_args(engine: StreamingEngine, batch: dict[str, np.ndarray]) -> tuple[A
             )
         labels = labels.reshape(shape)
     frames = batch["frames"].astype(engine.config.input_dtype, copy=False)
-    return frames, batch["mask"], batch["reset"], labels, batch["ends"]
+    return tuple(
+        as_tensor(value) for value in (frames, batch["mask"], batch["reset"], labels, batch["ends"])
+    )

@@ -61,6 +61,9 @@ class DirectChunks:
         self._fill = (array.fill_value, np.dtype(array.dtype))
         self._trailing = (0,) * (array.ndim - 1)
         self.chunk_length = int(array.chunks[0])
+        self._chunk_shape = tuple(int(n) for n in array.chunks)
+        self._chunk_size = int(np.prod(self._chunk_shape))
+        self._raw_dtype = self._plain_layout_dtype()
 
     @classmethod
     def for_array(cls, array: zarr.Array) -> DirectChunks | None:
@@ -90,13 +93,15 @@ class DirectChunks:
                 checksum here).
         """
         key = self.key(index)
-        spec = self._spec(index)
         try:
             raw = store.read_bytes(key)
         except KeyNotFoundError:
             # zarr does not write a chunk holding only the fill value (black frames, say).
             fill_value, dtype = self._fill
-            return np.full(spec.shape, fill_value, dtype=dtype)
+            return np.full(self._chunk_shape, fill_value, dtype=dtype)
+        if self._raw_dtype is not None:
+            return self._read_plain(store, key, raw)
+        spec = self._spec(index)
         try:
             data = self._prototype.buffer.from_bytes(raw)
             for codec in self._decoders:
@@ -135,6 +140,40 @@ class DirectChunks:
         if self._trailing_crc:
             parts.append(np.array([google_crc32c.value(payload)], dtype="<u4").tobytes())
         store.write_chunk(self.key(index), parts)
+
+    def _plain_layout_dtype(self) -> np.dtype[Any] | None:
+        """The stored dtype if chunks are just the rows' bytes (+ crc32c), else None."""
+        from zarr.codecs import BytesCodec
+
+        if self._encoders or not isinstance(self._array_codec, BytesCodec):
+            return None
+        dtype = self._fill[1]
+        endian = self._array_codec.endian
+        if dtype.itemsize > 1 and endian is not None:
+            dtype = dtype.newbyteorder("<" if endian.value == "little" else ">")
+        return dtype
+
+    def _read_plain(self, store: Store, key: str, raw: bytes) -> np.ndarray:
+        # The common uncompressed layout, decoded without zarr's buffer objects (measured:
+        # half the CPU of a small chunk's read), to exactly what the codecs would return.
+        assert self._raw_dtype is not None
+        payload = np.frombuffer(raw, dtype=np.uint8)
+        if self._trailing_crc:
+            payload, stored = payload[:-4], payload[-4:].tobytes()
+            computed = np.array([google_crc32c.value(payload)], dtype="<u4").tobytes()
+            if computed != stored:
+                raise StoreError(
+                    f"Chunk {key!r} in store {store.url!r} could not be decoded: stored and "
+                    f"computed checksum do not match (stored {stored!r}, computed {computed!r})."
+                )
+        expected = self._chunk_size * self._raw_dtype.itemsize
+        if len(payload) != expected:
+            raise StoreError(
+                f"Chunk {key!r} in store {store.url!r} could not be decoded: expected "
+                f"{expected} bytes of {self._raw_dtype}, got {len(payload)}."
+            )
+        rows = payload.view(self._raw_dtype).reshape(self._chunk_shape)
+        return rows.astype(self._fill[1], copy=False)
 
     def _spec(self, index: int) -> Any:
         coords = (index, *self._trailing)

@@ -390,39 +390,39 @@ class StepReader:
     ) -> dict[str, np.ndarray]:
         # Arrays nothing else holds (see _BatchBuffers), so nothing handed out is rewritten.
         # Writing the padding's zeros measured ~2x faster than np.zeros for every array.
+        # One tight loop over lanes, no per-lane helper calls: at 32 lanes of small feature
+        # vectors the Python per lane is most of the cost of a step.
         batch = buffers.take()
-        valid = [slot.valid for slot in step.slots]  # 0 on idle lanes
+        slots = step.slots
+        valid = [slot.stop - slot.start for slot in slots]  # 0 on idle lanes
         np.less(self._positions, np.array(valid)[:, None], out=batch["mask"])
-        batch["reset"][...] = [slot.reset for slot in step.slots]
-        batch["ends"][...] = False
-        padded = (FRAMES, LABELS) if self.with_labels else (FRAMES,)
-        for lane, (slot, n) in enumerate(zip(step.slots, valid, strict=True)):
-            if n < self.segment_length:
-                for name in padded:
-                    batch[name][lane, n:] = 0
-            if n and slot.sequence is not None:
-                self._fill_lane(batch, lane, slot.sequence, slot.start, slot.stop, get)
+        batch["reset"][...] = [slot.reset for slot in slots]
+        ends = batch["ends"]
+        ends[...] = False
+        frames = batch[FRAMES]
+        labels = batch[LABELS] if self.with_labels else None
+        full = self.segment_length
+        sequences = self._sequences
+        for lane, slot in enumerate(slots):
+            n = valid[lane]
+            if n < full:
+                frames[lane, n:] = 0
+                if labels is not None:
+                    labels[lane, n:] = 0
+            if not n or slot.sequence is None:
+                continue
+            i, start, stop = slot.sequence, slot.start, slot.stop
+            seq = sequences[i]
+            ends[lane] = stop == seq.length
+            _copy_rows(frames[lane], get, (i, FRAMES), seq.frames.chunk_length, start, stop)
+            if labels is None:
+                continue
+            assert seq.labels is not None  # checked when the reader was built
+            if seq.per_sequence_labels:
+                labels[lane, :n] = get((i, LABELS, 0))[0]
+            else:
+                _copy_rows(labels[lane], get, (i, LABELS), seq.labels.chunk_length, start, stop)
         return batch
-
-    def _fill_lane(
-        self,
-        batch: dict[str, np.ndarray],
-        lane: int,
-        i: int,
-        start: int,
-        stop: int,
-        get: Callable[[ChunkKey], np.ndarray],
-    ) -> None:
-        seq = self._sequences[i]
-        batch["ends"][lane] = stop == seq.length
-        _copy_rows(batch[FRAMES][lane], lambda c: get((i, FRAMES, c)), seq.frames, start, stop)
-        if not self.with_labels:
-            return
-        assert seq.labels is not None  # checked when the reader was built
-        if seq.per_sequence_labels:
-            batch[LABELS][lane, : stop - start] = get((i, LABELS, 0))[0]
-        else:
-            _copy_rows(batch[LABELS][lane], lambda c: get((i, LABELS, c)), seq.labels, start, stop)
 
 
 class _BatchBuffers:
@@ -514,15 +514,23 @@ def _chunk_keys(
 
 
 def _copy_rows(
-    out: np.ndarray, chunk: Callable[[int], np.ndarray], source: ChunkSource, start: int, stop: int
+    out: np.ndarray,
+    get: Callable[[ChunkKey], np.ndarray],
+    field: tuple[int, str],
+    chunk_length: int,
+    start: int,
+    stop: int,
 ) -> None:
-    """Copy rows ``[start, stop)`` of ``source``, chunks got from ``chunk``, to ``out``."""
-    chunk_length = source.chunk_length
+    """Copy rows ``[start, stop)`` of one array, whose chunks ``get(field + (index,))`` returns."""
+    index, offset = divmod(start, chunk_length)
+    if offset + stop - start <= chunk_length:  # the usual case: one chunk holds the segment
+        out[: stop - start] = get((*field, index))[offset : offset + stop - start]
+        return
     position = start
     while position < stop:
         index, offset = divmod(position, chunk_length)
         end = min(stop, (index + 1) * chunk_length)
-        out[position - start : end - start] = chunk(index)[offset : offset + end - position]
+        out[position - start : end - start] = get((*field, index))[offset : offset + end - position]
         position = end
 
 

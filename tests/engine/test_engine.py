@@ -6,6 +6,7 @@ engine is tested without the store or the tf.data pipeline.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import keras
@@ -512,3 +513,23 @@ def test_carried_state_learns_what_a_per_segment_reset_cannot() -> None:
     reset = train_parity(reset_every_segment=True, max_epochs=60)
     assert carried >= 0.95, carried
     assert reset <= 0.65, reset
+
+
+def test_as_tensor_shares_aligned_numpy_memory_and_copies_the_rest() -> None:
+    from segflow.engine.engine import as_tensor
+
+    block = np.zeros(4096 + 64, np.uint8)
+    start = -block.ctypes.data % 64
+    aligned = block[start : start + 4096].view(np.float32).reshape(32, 32)
+    shared = as_tensor(aligned)
+    aligned[0, 0] = 7.0  # no copy was made: the tensor sees the write
+    assert float(shared[0, 0]) == 7.0
+    refs = sys.getrefcount(aligned)
+    del shared  # the tensor held the array: what keeps recycled batch buffers safe
+    assert sys.getrefcount(aligned) == refs - 1
+
+    strided = np.arange(10.0)[::2]
+    copied = as_tensor(strided)
+    strided.base[0] = 99.0
+    assert copied.numpy().tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert as_tensor(np.zeros((4,), bool)).dtype == tf.bool

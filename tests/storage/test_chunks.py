@@ -106,3 +106,13 @@ def test_rows_in_another_byte_order_are_stored_in_the_arrays(tmp_path) -> None:
     direct.write(repo.store, 0, rows)
     np.testing.assert_array_equal(direct.read(repo.store, 0), rows)
     assert direct.read(repo.store, 0).dtype == np.float32
+
+
+def test_truncated_uncompressed_chunk_is_named(tmp_path) -> None:
+    repo = SequenceRepository(open_store(tmp_path))
+    direct = DirectChunks.for_array(_array(repo, "s", "none", "uint8", (3,), 8))
+    assert direct is not None
+    key = direct.key(0)
+    repo.store.write_bytes(key, b"\x00" * 5)  # a chunk cut short, checksum and all
+    with pytest.raises(StoreError, match=r"c\.0\.0"):
+        direct.read(repo.store, 0)
