@@ -430,20 +430,24 @@ def _loop(
     first_step: dict[int, int],
     on_step: StepCallback | None,
 ) -> int:
-    from segflow.engine.engine import as_tensor
+    from segflow.engine.engine import as_tensor, pipelined
 
     engine, every = run.engine, run.params.checkpoints.every_steps
     dtype = np.dtype(engine.config.input_dtype)
-    done = 0
-    for step, batch in zip(reader.steps(run.start_step), batches, strict=True):
+
+    def predict(pair: tuple[Step, dict[str, np.ndarray]]) -> np.ndarray:
+        # In the step thread, so carried-over states are injected when no step is running.
+        step, batch = pair
         reset = _inject_states(run, step, batch["reset"])
         frames = batch["frames"]
         if frames.dtype != dtype:
             frames = frames.astype(dtype)
-        outputs = engine.predict_step(
-            as_tensor(frames), as_tensor(batch["mask"]), as_tensor(reset)
-        ).numpy()
-        del batch, frames  # lets the reader recycle the batch's memory
+        inputs = (as_tensor(frames), as_tensor(batch["mask"]), as_tensor(reset))
+        return engine.predict_step(*inputs).numpy()
+
+    done = 0
+    pairs = zip(reader.steps(run.start_step), batches, strict=True)
+    for (step, _), outputs in pipelined(pairs, predict):
         _write_step(run, step, outputs)
         done += 1
         following = step.index + 1
@@ -713,6 +717,7 @@ class _OffsetChunks:
         self.chunk_length = base.chunk_length
         self.row_shape = base.row_shape
         self.dtype = base.dtype
+        self.cheap_reads = base.cheap_reads
 
     def read_chunk(self, index: int) -> np.ndarray:
         start = self.offset + index * self.chunk_length

@@ -33,7 +33,7 @@ from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import MANIFEST, MODELS, CheckpointManager, Cursor, export_model
 from segflow.config import ModelConfig, SelectionConfig, TrainParams
-from segflow.engine.engine import StreamingEngine, as_tensor
+from segflow.engine.engine import StreamingEngine, as_tensor, pipelined
 from segflow.engine.lanes import read_lane_state, write_lane_state
 from segflow.engine.pipeline import StepReader
 from segflow.errors import (
@@ -440,8 +440,9 @@ class _Trainer:
     def _epoch(self, cursor: Cursor) -> Cursor:
         per_epoch = self.reader.num_steps
         extra = {**cursor.extra, "totals": dict(cursor.extra["totals"])}
-        for index, batch in enumerate(self.reader.iter_batches(cursor.step), start=cursor.step):
-            sums = self.engine.train_step(*_step_args(self.engine, batch))
+        train = lambda batch: self.engine.train_step(*_step_args(self.engine, batch))  # noqa: E731
+        batches = pipelined(self.reader.iter_batches(cursor.step), train)
+        for index, (batch, sums) in enumerate(batches, start=cursor.step):
             frames = int(np.count_nonzero(batch["mask"]))
             for key, value in sums.items():
                 extra["totals"][key] += float(value)

@@ -81,6 +81,11 @@ class DirectChunks:
             return None
         return cls(array) if usable else None
 
+    @property
+    def uncompressed(self) -> bool:
+        """Whether chunks hold the rows' bytes as they are (plus a checksum, if any)."""
+        return self._raw_dtype is not None
+
     def key(self, index: int) -> str:
         """Return the store key of time chunk ``index``."""
         return f"{self._path}/{self._metadata.encode_chunk_key((index, *self._trailing))}"

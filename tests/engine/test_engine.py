@@ -533,3 +533,43 @@ def test_as_tensor_shares_aligned_numpy_memory_and_copies_the_rest() -> None:
     strided.base[0] = 99.0
     assert copied.numpy().tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
     assert as_tensor(np.zeros((4,), bool)).dtype == tf.bool
+
+
+def test_pipelined_runs_in_order_and_never_during_the_callers_turn() -> None:
+    from segflow.engine.engine import pipelined
+
+    events: list[str] = []
+
+    def produce():
+        for i in range(4):
+            events.append(f"produce {i}")
+            yield i
+
+    def run(i: int) -> int:
+        events.append(f"run {i}")
+        return i * 10
+
+    for item, result in pipelined(produce(), run):
+        assert result == item * 10
+        events.append(f"handle {item}")
+        # The caller's turn: the next item is produced, but no step runs until it is over.
+        assert events[-2].startswith(("run", "produce"))
+    runs = [e for e in events if not e.startswith("produce")]
+    assert runs == [x for i in range(4) for x in (f"run {i}", f"handle {i}")]
+    assert events.index("produce 1") < events.index("handle 0")  # read ahead while 0 ran
+
+
+def test_pipelined_raises_the_failing_step_and_handles_no_items() -> None:
+    from segflow.engine.engine import pipelined
+
+    def run(i: int) -> int:
+        if i == 2:
+            raise ValueError("step 2 failed")
+        return i
+
+    seen = []
+    with pytest.raises(ValueError, match="step 2 failed"):
+        for item, _ in pipelined(range(5), run):
+            seen.append(item)
+    assert seen == [0, 1]
+    assert list(pipelined([], run)) == []

@@ -126,6 +126,7 @@ def test_batches_equal_brute_force_slicing(
     assert reader.num_steps == len(want)
     assert_batches_equal(list(reader.iter_batches(readahead=2)), want)
     assert_batches_equal(list(reader.iter_batches(readahead=0, workers=1)), want)
+    assert_batches_equal(list(reader.iter_batches(workers=0)), want)  # read inline
     assert_batches_equal([reader.read_step(s) for s in reader.steps()], want)
     # Consumed one at a time, the batch buffers are recycled: stale data must not leak.
     assert_batches_equal([copied(b) for b in reader.iter_batches()], want)
@@ -312,6 +313,26 @@ def test_in_memory_reader_matches_slicing(
     want = expected_batches(frames, labels, lanes, segment_length)
     batches = reader.iter_batches(readahead=readahead, workers=2)
     assert_batches_equal([copied(b) for b in batches], want)
+    inline = reader.iter_batches(readahead=readahead, workers=0)
+    assert_batches_equal([copied(b) for b in inline], want)
+
+
+@pytest.mark.parametrize(("compression", "inline"), [("none", True), ("lz4", False)])
+def test_cheap_chunk_reads_are_done_inline_by_default(
+    repo: SequenceRepository, compression: str, inline: bool
+) -> None:
+    frames = random_frames([9, 4], (6,), "float32")
+    ids = [f"s{i}" for i in range(len(frames))]
+    for sid, f in zip(ids, frames, strict=True):
+        write_sequence(repo, sid, f, chunk_length=4, compression=compression)
+    reader = StepReader(repo, ids, lanes=2, segment_length=3)
+    assert reader.cheap_reads is inline  # uncompressed on a local disk: no reader threads
+    before = {t.name for t in threading.enumerate()}
+    batches = reader.iter_batches()
+    next(batches)
+    started = {t.name for t in threading.enumerate()} - before
+    assert any(name.startswith("segflow-read") for name in started) is not inline
+    batches.close()
 
 
 def test_make_dataset_yields_the_batches_with_fixed_shapes(repo: SequenceRepository) -> None:
