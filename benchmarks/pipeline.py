@@ -3,7 +3,8 @@
 Run alone: ``python -m benchmarks.pipeline [--quick]``.
 
 Two data sets, 32 lanes, segment_length 32, sequences of mixed lengths (more sequences than
-lanes, so lanes switch sequences mid-run), stored with blosc-lz4 as an ingest writes them:
+lanes, so lanes switch sequences mid-run), stored as an ingest writes them by default (uint8
+video blosc-lz4, float features uncompressed):
 
 - video: 64x64x3 uint8 frames (smooth moving gradients plus noise, like video), chunks of 64;
 - features: 256-dim float32 vectors, chunks of 128.
@@ -13,7 +14,8 @@ Readers compared on the same data, in the same process (files warm in the page c
 - naive: for every step and lane, ``array[start:stop]`` through zarr, in the calling thread;
 - zarr-path: the :class:`StepReader` with direct chunk decoding turned off (each chunk through
   zarr's ``array[...]``), to show what the direct decode gains;
-- reader: ``StepReader.iter_batches`` (direct decoding, reader threads, chunk cache);
+- reader: ``StepReader.iter_batches`` (direct decoding, chunk cache), reading inline (in the
+  consuming thread; the default for uncompressed chunks on a local disk) or on 1-4 threads;
 - dataset: the reader's ``tf.data`` dataset iterated to tensors (what training consumes);
   opening the sequences (``StepReader(...)``, done once by ``make_dataset``) is timed apart;
 - memory: the same reader / dataset over arrays preloaded in memory (the ceiling).
@@ -143,6 +145,7 @@ def run_set(
     readers: dict[str, Callable[[], Iterable[Any]]] = {
         "naive": lambda: naive_batches(repo, ids),
         "zarr-path": lambda: zarr_path_reader(repo, ids).iter_batches(),
+        "reader inline": lambda: disk.iter_batches(workers=0),
         "reader w=1": lambda: disk.iter_batches(workers=1),
         "reader w=2": lambda: disk.iter_batches(workers=2),
         "reader w=4": lambda: disk.iter_batches(workers=4),

@@ -1,4 +1,4 @@
-"""The ingest flow: land sources in the Zarr store, one coarse task per source.
+"""The ingest flow: land sources in the Zarr store, in coarse tasks of whole sources.
 
 Deploy or run by path: ``flows/ingest.py:ingest``.
 """
@@ -15,10 +15,21 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from segflow.config import IngestParams
 from segflow.ingest import summarize
 from segflow.ingest.run import IngestResult
-from tasks.ingest import discover_sources, ingest_source_task, publish_summary
+from segflow.ingest.batch import group_sources
+from tasks.ingest import (
+    discover_sources,
+    group_label,
+    ingest_source_task,
+    ingest_sources_task,
+    publish_summary,
+)
 
 
-@flow(name="segflow-ingest", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+#: Sources ingested at once by the thread runner.
+WORKERS = 2
+
+
+@flow(name="segflow-ingest", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS), log_prints=True)
 def ingest(params: IngestParams) -> State:
     """Ingest every source in ``params`` into the store.
 
@@ -40,11 +51,14 @@ def ingest(params: IngestParams) -> State:
     return Completed(data=report)
 
 
-def _run_sources(pairs: list[tuple[str, str]], params: IngestParams) -> list[dict[str, Any]]:
+def _run_sources(
+    pairs: list[tuple[str, str]], params: IngestParams, workers: int = WORKERS
+) -> list[dict[str, Any]]:
     if params.append:  # appends to one sequence must land in order
         return [ingest_source_task(uri, sid, params) for uri, sid in pairs]
-    futures = [ingest_source_task.submit(uri, sid, params) for uri, sid in pairs]
-    return [f.result() for f in futures]
+    groups = group_sources(pairs, workers=workers)
+    futures = [ingest_sources_task.submit(g, params, group_label(g)) for g in groups]
+    return [result for future in futures for result in future.result()]
 
 
 def _dask_runner() -> Any:

@@ -1,4 +1,4 @@
-"""Prefect tasks for ingest: one coarse task per source, never per frame or chunk."""
+"""Prefect tasks for ingest: coarse tasks of one or more whole sources, never per frame or chunk."""
 
 from __future__ import annotations
 
@@ -30,6 +30,29 @@ def discover_sources(params: IngestParams) -> list[tuple[str, str]]:
 def ingest_source_task(uri: str, sequence_id: str, params: IngestParams) -> dict[str, Any]:
     """Ingest one source into the store; bad input comes back as a ``failed`` result."""
     return ingest_one(uri, sequence_id, params).to_json()
+
+
+@task(
+    name="ingest-sources",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    task_run_name="ingest {label}",
+)
+def ingest_sources_task(
+    pairs: list[tuple[str, str]], params: IngestParams, label: str
+) -> list[dict[str, Any]]:
+    """Ingest several small sources in order (one task, not one each); ``label`` names the run.
+
+    A retry re-runs the whole group: sequences already complete are skipped.
+    """
+    return [ingest_one(uri, sequence_id, params).to_json() for uri, sequence_id in pairs]
+
+
+def group_label(pairs: list[tuple[str, str]]) -> str:
+    """``cam-1`` for one source, ``cam-1 .. cam-9 (9)`` for a group."""
+    first, last = pairs[0][1], pairs[-1][1]
+    return first if len(pairs) == 1 else f"{first} .. {last} ({len(pairs)})"
 
 
 @task(name="publish-ingest-summary", cache_policy=NO_CACHE)

@@ -33,7 +33,7 @@ class StepProgress:
         *,
         total: int | None = None,
         description: str | None = None,
-        interval: float = 2.0,
+        interval: float = 5.0,
     ) -> None:
         self._artifact: UUID = create_progress_artifact(
             progress=0.0, key=key, description=description or name

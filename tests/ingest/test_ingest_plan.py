@@ -58,3 +58,15 @@ def test_a_write_with_a_deferred_hash_resumes_only_for_the_same_file(provisional
     plan = plan_ingest("xxh3:abc:size=9", provisional=provisional, existing=PENDING, staged=None,
                        compatible=True, append=False, force=False)
     assert (plan.action, plan.start) == (action, start)
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 16, 17, 129])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_sources_are_grouped_in_order_into_even_tasks(count, workers):
+    from segflow.ingest.batch import group_sources
+
+    pairs = [(f"u{i}", f"s{i}") for i in range(count)]
+    groups = group_sources(pairs, workers=workers, per_worker=4)
+    assert [p for g in groups for p in g] == pairs  # each source once, in order
+    assert len(groups) == min(count, 4 * workers)
+    assert not groups or max(map(len, groups)) - min(map(len, groups)) <= 1
