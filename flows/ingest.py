@@ -19,7 +19,6 @@ from segflow.ingest.batch import group_sources
 from tasks.ingest import (
     discover_sources,
     group_label,
-    ingest_source_task,
     ingest_sources_task,
     publish_summary,
 )
@@ -54,8 +53,10 @@ def ingest(params: IngestParams) -> State:
 def _run_sources(
     pairs: list[tuple[str, str]], params: IngestParams, workers: int = WORKERS
 ) -> list[dict[str, Any]]:
-    if params.append:  # appends to one sequence must land in order
-        return [ingest_source_task(uri, sid, params) for uri, sid in pairs]
+    if not pairs:
+        return []
+    if params.append:  # appends to one sequence must land in order: one task, in order
+        return ingest_sources_task(pairs, params, group_label(pairs))
     groups = group_sources(pairs, workers=workers)
     futures = [ingest_sources_task.submit(g, params, group_label(g)) for g in groups]
     return [result for future in futures for result in future.result()]

@@ -21,18 +21,6 @@ def discover_sources(params: IngestParams) -> list[tuple[str, str]]:
 
 
 @task(
-    name="ingest-source",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    task_run_name="ingest {sequence_id}",
-)
-def ingest_source_task(uri: str, sequence_id: str, params: IngestParams) -> dict[str, Any]:
-    """Ingest one source into the store; bad input comes back as a ``failed`` result."""
-    return ingest_one(uri, sequence_id, params).to_json()
-
-
-@task(
     name="ingest-sources",
     cache_policy=NO_CACHE,
     retries=2,
@@ -42,9 +30,10 @@ def ingest_source_task(uri: str, sequence_id: str, params: IngestParams) -> dict
 def ingest_sources_task(
     pairs: list[tuple[str, str]], params: IngestParams, label: str
 ) -> list[dict[str, Any]]:
-    """Ingest several small sources in order (one task, not one each); ``label`` names the run.
+    """Ingest sources in order, in one task; ``label`` names the run.
 
-    A retry re-runs the whole group: sequences already complete are skipped.
+    Bad input comes back as a ``failed`` result for that source. A retry re-runs the whole
+    group: sequences already complete (or sources already appended) are skipped.
     """
     return [ingest_one(uri, sequence_id, params).to_json() for uri, sequence_id in pairs]
 
