@@ -94,16 +94,21 @@ def ingest_source(
     """
     started = time.perf_counter()
     target = id_from_name(uri.rstrip("/")) if sequence_id is None else validate_id(sequence_id)
-    known = _known_fingerprint(repo, target, uri)
+    # Read once: each existence check and meta read is a request on an object store.
+    existing = repo.meta(target) if repo.exists(target) else None
+    staged = repo.meta(target, staging=True) if repo.exists(target, staging=True) else None
+    known = _known_fingerprint(existing, uri)
     source = open_source(uri, options=source_config, storage_options=storage_options, known=known)
-    if not append and not repo.exists(target) and not repo.exists(target, staging=True):
+    if not append and existing is None and staged is None:
         # Nothing to compare with: hash the source while writing it instead of reading it twice.
-        _defer_fingerprint(source)
+        source.defer_fingerprint()
     probe = source.probe()
     labels_path = labels_path or sidecar_labels(uri, storage_options=storage_options)
     labels = _external_labels(labels_path, probe, storage_options)
-    provisional = _provisional_fingerprint(source)
-    plan = _plan(repo, target, probe, provisional, write_config, append=append, force=force)
+    plan = _plan(
+        repo, target, probe, source.provisional_fingerprint(), existing, staged, write_config,
+        append=append, force=force,
+    )
     if plan.action == "skip":
         return IngestResult(uri, target, "skipped", message=plan.reason)
     frames = _execute(_Job(repo, target, source, probe, labels, plan, write_config, on_frames))
@@ -113,11 +118,11 @@ def ingest_source(
     return IngestResult(uri, target, status, frames, nbytes, seconds, plan.reason)
 
 
-def _known_fingerprint(repo: SequenceRepository, target: str, uri: str) -> dict[str, Any] | None:
+def _known_fingerprint(existing: SequenceMeta | None, uri: str) -> dict[str, Any] | None:
     """The fingerprint record stored for ``uri`` last time, so an unchanged file is not re-hashed."""
-    if not repo.exists(target):
+    if existing is None:
         return None
-    records = [s.get("record") for s in repo.meta(target).sources if s.get("uri") == uri]
+    records = [s.get("record") for s in existing.sources if s.get("uri") == uri]
     return records[-1] if records and records[-1] else None
 
 
@@ -141,13 +146,13 @@ def _plan(
     target: str,
     probe: SourceProbe,
     provisional: str | None,
+    existing: SequenceMeta | None,
+    staged: SequenceMeta | None,
     write_config: WriteConfig,
     *,
     append: bool,
     force: bool,
 ) -> IngestPlan:
-    existing = repo.meta(target) if repo.exists(target) else None
-    staged = repo.meta(target, staging=True) if repo.exists(target, staging=True) else None
     compatible = existing is not None and _compatible(repo, target, probe, write_config)
     if append and existing is not None and not compatible:
         info = repo.info(target)
@@ -417,14 +422,3 @@ def _source_record(source: Source, probe: SourceProbe, start: int, stop: int) ->
         "stop": stop,
         "record": None if final is None else final.record(),
     }
-
-
-def _defer_fingerprint(source: Source) -> None:
-    defer = getattr(source, "defer_fingerprint", None)
-    if defer is not None:
-        defer()
-
-
-def _provisional_fingerprint(source: Source) -> str | None:
-    provisional = getattr(source, "provisional_fingerprint", None)
-    return provisional() if provisional is not None else None

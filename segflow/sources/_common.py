@@ -134,13 +134,6 @@ class FingerprintedSource(Source):
             self._fingerprint = self._compute_fingerprint(self._known)
         return self._fingerprint
 
-    def provisional_fingerprint(self) -> str | None:
-        """A cheap identity that stands in for the fingerprint while a deferred hash runs.
-
-        None for sources that cannot hash while reading (the default).
-        """
-        return None
-
     def defer_fingerprint(self) -> bool:
         """Take the content hash from the frames as they are read, if this source can.
 

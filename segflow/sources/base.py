@@ -85,6 +85,21 @@ class Source(ABC):
             SourceError: If the source cannot be opened or is invalid (naming the source).
         """
 
+    def provisional_fingerprint(self) -> str | None:
+        """A cheap identity standing in for the fingerprint while a deferred hash is pending.
+
+        None (the default) for sources that cannot hash their content while it is read.
+        """
+        return None
+
+    def defer_fingerprint(self) -> bool:
+        """Take the content hash from the frames as they are read, if this source can.
+
+        Returns:
+            Whether the fingerprint is deferred (the default: no).
+        """
+        return False
+
     @abstractmethod
     def blocks(self, block_frames: int, start: int = 0) -> Iterator[FrameBlock]:
         """Yield frames from ``start`` on, in order, in blocks of at most ``block_frames``.
