@@ -31,7 +31,6 @@ import numpy as np
 
 from benchmarks._common import peak_rss_bytes, print_table, write_results
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SEGMENT = 10
 POOL = 25

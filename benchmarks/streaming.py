@@ -41,7 +41,6 @@ import numpy as np
 
 from benchmarks._common import print_table, write_results
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LANES = 32
 SEGMENT = 32

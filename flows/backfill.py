@@ -25,6 +25,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from segflow.backfill import BackfillReport, Partition, PartitionResult, begin, update_index
 from segflow.config import BackfillParams
 from tasks.backfill import BackfillProgress, partition_task, plan_task, publish_backfill_report

@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect import flow
 
+import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from flows.ingest import ingest
 from flows.predict import predict
 from flows.train import train

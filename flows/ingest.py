@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from segflow.config import IngestParams
 from segflow.ingest import summarize
 from segflow.ingest.run import IngestResult

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed, State
 
+import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from flows.ingest import ingest
 from flows.predict import predict
 from segflow.config import IngestParams, NightlyParams, PredictParams, SelectionConfig

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from segflow.config import PredictParams
 from tasks.predict import predict_task, publish_predict_report
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from segflow.config import TrainParams
 from tasks.train import publish_train_report, train_task
 

@@ -47,7 +47,7 @@ from typing import Any, Literal
 from segflow.config import BackfillParams, IngestParams, PredictParams, SelectionConfig
 from segflow.errors import ConfigError, SegflowError, SourceError
 from segflow.ids import id_from_name
-from segflow.sources._fs import filesystem, local_path
+from segflow.sources.fs import filesystem, local_path
 from storage.base import Store
 from storage.urls import open_store
 

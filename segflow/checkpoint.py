@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from segflow.config import ModelConfig
 from segflow.errors import CheckpointError, ConfigError, KeyNotFoundError
 from segflow.ids import validate_id
+from storage.validation import require_positive_int
 
 if TYPE_CHECKING:
     from segflow.engine.engine import StreamingEngine
@@ -118,11 +119,7 @@ class CheckpointManager:
                 f"Invalid run key {run_key!r}: expected 1-160 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit and without '..'."
             )
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep <= 0:
-            raise ConfigError(
-                f"Received an invalid value for argument `keep`, expected a positive integer, "
-                f"got {keep!r}"
-            )
+        require_positive_int("keep", keep)
         self.store = store
         self.run_key = run_key
         self.keep = keep

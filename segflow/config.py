@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segflow.ids import validate_id
+from storage.validation import invalid_argument, require_positive_int
 from storage.urls import DEFAULT_STORE
 
 #: A model tag: one safe path component (it names ``predictions/<tag>/`` and ``models/<tag>/``).
@@ -55,7 +56,7 @@ class SourceConfig(Frozen):
     @classmethod
     def _positive_resize(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
         if value is not None and min(value) <= 0:
-            raise ValueError(f"expected (height, width), two positive integers, got {value}")
+            raise invalid_argument("resize", "(height, width), two positive integers", value)
         return value
 
 
@@ -168,31 +169,20 @@ class ModelConfig(BaseModel):
     @classmethod
     def _check_frame_shape(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(d <= 0 for d in value):
-            raise ValueError(
-                "Received an invalid value for `frame_shape`, expected a tuple of positive "
-                f"integers, got {value}"
-            )
+            raise invalid_argument("frame_shape", "a tuple of positive integers", value)
         return value
 
     @field_validator("lstm_units", "conv_filters")
     @classmethod
     def _check_positive_list(cls, value: list[int], info: Any) -> list[int]:
         if not value or any(v <= 0 for v in value):
-            raise ValueError(
-                f"Received an invalid value for `{info.field_name}`, expected a non-empty list "
-                f"of positive integers, got {value}"
-            )
+            raise invalid_argument(info.field_name, "a non-empty list of positive integers", value)
         return value
 
     @field_validator("pool_size", "outputs")
     @classmethod
     def _check_positive(cls, value: int, info: Any) -> int:
-        if value <= 0:
-            raise ValueError(
-                f"Received an invalid value for `{info.field_name}`, expected a positive "
-                f"integer, got {value}"
-            )
-        return value
+        return require_positive_int(info.field_name, value)
 
     @model_validator(mode="after")
     def _check_combination(self) -> ModelConfig:

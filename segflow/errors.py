@@ -15,21 +15,41 @@ one::
         ├── IncompleteSequenceError
         ├── LockedError                   another run holds the lock
         └── CheckpointError               a checkpoint or exported model missing or corrupt
+
+The root and the store's errors are defined at the bottom of the layers, in
+:mod:`storage.errors` (the storage layer raises them and imports nothing from segflow); this
+module re-exports them and adds the errors of sources.
 """
 
 from __future__ import annotations
 
+from storage.errors import (
+    CheckpointError,
+    ConfigError,
+    IncompleteSequenceError,
+    InvalidIdError,
+    KeyNotFoundError,
+    LockedError,
+    SegflowError,
+    SequenceNotFoundError,
+    StoreError,
+    UnknownSchemeError,
+)
 
-class SegflowError(Exception):
-    """Root of every error segflow raises on purpose."""
-
-
-class ConfigError(SegflowError, ValueError):
-    """A configuration value or argument outside what is accepted."""
-
-
-class InvalidIdError(ConfigError):
-    """A sequence id (or model tag) that does not match the strict id pattern."""
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "IncompleteSequenceError",
+    "InvalidIdError",
+    "KeyNotFoundError",
+    "LockedError",
+    "SegflowError",
+    "SequenceNotFoundError",
+    "SourceError",
+    "SourceNotFoundError",
+    "StoreError",
+    "UnknownSchemeError",
+]
 
 
 class SourceError(SegflowError):
@@ -38,37 +58,3 @@ class SourceError(SegflowError):
 
 class SourceNotFoundError(SourceError, FileNotFoundError):
     """A source path, glob or prefix that matched nothing."""
-
-
-class StoreError(SegflowError):
-    """A problem with a store: its URL, its contents or its locking."""
-
-
-class UnknownSchemeError(StoreError, ValueError):
-    """A store URL whose scheme segflow does not support."""
-
-
-class KeyNotFoundError(StoreError, KeyError):
-    """A key missing from a store."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0]) if self.args else ""
-
-
-class SequenceNotFoundError(StoreError, KeyError):
-    """A sequence id not present in the store."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class IncompleteSequenceError(StoreError):
-    """A sequence that exists but is not marked complete."""
-
-
-class LockedError(StoreError):
-    """A lock held by another run."""
-
-
-class CheckpointError(StoreError):
-    """A checkpoint or exported model that is missing, unreadable or fails its checksums."""

@@ -28,7 +28,7 @@ from typing import Any
 import xxhash
 
 from segflow.errors import SourceError, SourceNotFoundError
-from segflow.sources._fs import filesystem, local_path
+from segflow.sources.fs import filesystem, local_path
 
 #: Bytes read per step while hashing.
 BLOCK_BYTES = 8 * 1024 * 1024

@@ -1,38 +1,16 @@
-"""Validation of identifiers that become path components in a store."""
+"""Validation of identifiers that become path components in a store.
+
+:func:`validate_id` and :data:`ID_PATTERN` live in :mod:`storage.validation` (the storage
+layer checks ids too); this module re-exports them and derives ids from file names.
+"""
 
 from __future__ import annotations
 
 import re
 
-from segflow.errors import InvalidIdError
+from storage.validation import ID_PATTERN, validate_id
 
-#: Ids start with a letter or digit and hold only letters, digits, ``.``, ``_`` and ``-``.
-#: Slashes, ``..`` and leading dots are impossible, so an id is always one safe path component.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def validate_id(value: str, *, what: str = "sequence id") -> str:
-    """Return ``value`` if it is a valid id, else raise :class:`InvalidIdError`.
-
-    Args:
-        value: The candidate id.
-        what: What the id names, used in the error message.
-
-    Returns:
-        The id unchanged.
-
-    Raises:
-        InvalidIdError: If ``value`` is not a string matching :data:`ID_PATTERN` or contains ``..``.
-
-    >>> validate_id("cam-01_2026.01.31")
-    'cam-01_2026.01.31'
-    """
-    if not isinstance(value, str) or not ID_PATTERN.match(value) or ".." in value:
-        raise InvalidIdError(
-            f"Invalid {what} {value!r}: expected 1-128 characters of letters, digits, '.', '_' "
-            f"or '-', starting with a letter or digit and without '..'."
-        )
-    return value
+__all__ = ["ID_PATTERN", "id_from_name", "validate_id"]
 
 
 def id_from_name(name: str) -> str:

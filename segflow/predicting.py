@@ -691,43 +691,18 @@ def _write_empty(run: _Run) -> None:
 
 def _reader(repo: SequenceRepository, run: _Run) -> StepReader | None:
     """A step reader over the frames each scheduled entry still has to go through."""
-    from segflow.engine.pipeline import StepReader, ZarrChunks, _Sequence
+    from segflow.engine.pipeline import OffsetChunks, SequenceChunks, StepReader, ZarrChunks
 
-    sequences = []
-    for entry in run.scheduled:
-        frames = repo.frames(entry.id)
-        chunks = ZarrChunks(repo.store, frames, entry.stop)
-        source = chunks if entry.offset == 0 else _OffsetChunks(chunks, entry.offset)
-        sequences.append(_Sequence(entry.id, source, None, False))
     if not any(e.frames for e in run.scheduled):
         return None
-    # StepReader has no public constructor over chunk sources; this mirrors from_arrays.
-    reader = StepReader.__new__(StepReader)
-    reader._setup(sequences, run.engine.lanes, run.engine.segment_length, False)
-    return reader
-
-
-class _OffsetChunks:
-    """Rows ``[offset, length)`` of a chunk source, seen as a source of their own."""
-
-    def __init__(self, base: Any, offset: int) -> None:
-        self.base = base
-        self.offset = offset
-        self.length = base.length - offset
-        self.chunk_length = base.chunk_length
-        self.row_shape = base.row_shape
-        self.dtype = base.dtype
-        self.cheap_reads = base.cheap_reads
-
-    def read_chunk(self, index: int) -> np.ndarray:
-        start = self.offset + index * self.chunk_length
-        stop = min(start + self.chunk_length, self.base.length)
-        size = self.base.chunk_length
-        parts = [
-            self.base.read_chunk(c)[max(start - c * size, 0) : stop - c * size]
-            for c in range(start // size, (stop - 1) // size + 1)
-        ]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    sequences = []
+    for entry in run.scheduled:
+        chunks = ZarrChunks(repo.store, repo.frames(entry.id), entry.stop)
+        source = chunks if entry.offset == 0 else OffsetChunks(chunks, entry.offset)
+        sequences.append(SequenceChunks(entry.id, source))
+    return StepReader.from_sources(
+        sequences, lanes=run.engine.lanes, segment_length=run.engine.segment_length
+    )
 
 
 def _report(run: _Run, model: LoadedModel, steps: int, seconds: float) -> PredictReport:

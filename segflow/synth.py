@@ -22,18 +22,13 @@ import av
 import numpy as np
 
 from segflow.errors import ConfigError
+from storage.validation import invalid_argument, require_non_negative_int, require_positive_int
 
 #: Encoders tried, in order, after the one requested.
 FALLBACK_CODECS = ("libx264", "h264", "mpeg4", "mjpeg")
 
 #: First timestamp written by :func:`synth_series_csv` and tagged on synthetic videos.
 SYNTH_START = datetime(2026, 1, 31, 0, 0, 0)
-
-
-def _positive(name: str, value: int) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"Invalid {name} {value!r}: expected a positive integer.")
-    return int(value)
 
 
 def flash_schedule(
@@ -182,10 +177,10 @@ def synth_videos(
         ConfigError: If a size is not positive, or height/width is odd.
     """
     for name, value in (("count", count), ("frames", frames), ("fps", fps)):
-        _positive(name, value)
+        require_positive_int(name, value)
     for name, value in (("height", height), ("width", width)):
-        if _positive(name, value) % 2:
-            raise ConfigError(f"Invalid {name} {value!r}: expected an even number of pixels.")
+        if require_positive_int(name, value) % 2:
+            raise invalid_argument(name, "an even number of pixels", value)
     encoder = available_encoder(codec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,7 +224,7 @@ def synth_series_csv(
         The CSV paths (``series_000.csv``...).
     """
     for name, value in (("count", count), ("rows", rows), ("features", features)):
-        _positive(name, value)
+        require_positive_int(name, value)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -298,8 +293,7 @@ def synth_array(
     Returns:
         ``[path]``.
     """
-    if not isinstance(frames, int | np.integer) or frames < 0:
-        raise ConfigError(f"Invalid frames {frames!r}: expected a non-negative integer.")
+    require_non_negative_int("frames", frames)
     rng = np.random.default_rng(seed)
     kind = np.dtype(dtype)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

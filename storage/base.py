@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from segflow.errors import ConfigError
+from storage.errors import ConfigError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -39,6 +39,10 @@ class Store(ABC):
 
     #: The URL the store was opened from (a path or ``s3://bucket/prefix``).
     url: str
+
+    #: Capability: reads are plain file reads on a local disk, with no network round trip, so
+    #: a reader may do them in its own thread instead of handing them to a pool.
+    local_reads: ClassVar[bool] = False
 
     @abstractmethod
     def zarr_store(self, *, read_only: bool = False) -> zarr.abc.store.Store:

@@ -23,7 +23,7 @@ import google_crc32c
 import numpy as np
 from zarr.codecs import Crc32cCodec
 
-from segflow.errors import KeyNotFoundError, StoreError
+from storage.errors import KeyNotFoundError, StoreError
 
 if TYPE_CHECKING:
     import zarr

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import zarr.storage
 
-from segflow.errors import KeyNotFoundError
+from storage.errors import KeyNotFoundError
 from storage.base import Store, check_key
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ class LocalStore(Store):
     Args:
         root: The directory path.
     """
+
+    local_reads = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()

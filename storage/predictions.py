@@ -45,8 +45,8 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 
-from segflow.errors import ConfigError, KeyNotFoundError, LockedError, StoreError
-from segflow.ids import validate_id
+from storage.errors import ConfigError, KeyNotFoundError, LockedError, StoreError
+from storage.validation import validate_id
 from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
 from storage.sequences import compressors_for

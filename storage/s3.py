@@ -23,7 +23,7 @@ import zarr.storage
 from botocore.exceptions import BotoCoreError, ClientError
 from zarr.core.sync import sync as zarr_sync
 
-from segflow.errors import ConfigError, KeyNotFoundError, StoreError
+from storage.errors import ConfigError, KeyNotFoundError, StoreError
 from storage.base import Store, check_key
 
 #: Environment variable naming the S3 endpoint when no ``storage_options`` are given.

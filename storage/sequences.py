@@ -25,8 +25,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from segflow.errors import ConfigError, IncompleteSequenceError, SequenceNotFoundError
-from segflow.ids import validate_id
+from storage.errors import ConfigError, IncompleteSequenceError, SequenceNotFoundError
+from storage.validation import validate_id
 from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
 

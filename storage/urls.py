@@ -6,7 +6,7 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from segflow.errors import ConfigError, UnknownSchemeError
+from storage.errors import ConfigError, UnknownSchemeError
 from storage.base import Store
 from storage.local import LocalStore
 

@@ -22,8 +22,9 @@ if _ROOT not in sys.path:
 # --------------------------------------------------------------------------------------------
 # Quiet, isolated runs: set before TensorFlow or Prefect are imported by any test module.
 # --------------------------------------------------------------------------------------------
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from segflow.runtime import configure_runtime  # noqa: E402
+
+configure_runtime()
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="segflow-test-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

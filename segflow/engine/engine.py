@@ -31,6 +31,7 @@ from segflow.engine.lanes import reset_all, reset_lanes, state_variables
 from segflow.engine.model import ModelConfig, activate, build_model
 from segflow.engine.scheduler import Step
 from segflow.errors import ConfigError
+from storage.validation import require_positive_int
 
 __all__ = ["StreamingEngine", "as_tensor", "pipelined"]
 
@@ -79,8 +80,8 @@ class StreamingEngine:
     ) -> None:
         self.config = config
         self.seed = seed
-        self.lanes = _positive_int("lanes", lanes)
-        self.segment_length = _positive_int("segment_length", segment_length)
+        self.lanes = require_positive_int("lanes", lanes)
+        self.segment_length = require_positive_int("segment_length", segment_length)
         self.reset_every_segment = reset_every_segment
         self.label_shape = _check_label_shape(config, label_shape)
         self.model = build_model(config, batch_size=self.lanes, stateful=True, seed=seed)
@@ -348,15 +349,6 @@ def _check_label_shape(config: ModelConfig, label_shape: tuple[int, ...] | None)
             f"{config.outputs} outputs, expected one of {allowed}, got {label_shape}"
         )
     return label_shape
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(
-            f"Received an invalid value for argument `{name}`, expected a positive integer, "
-            f"got {value!r}"
-        )
-    return value
 
 
 def pipelined(items: Iterable[T], run: Callable[[T], R]) -> Iterator[tuple[T, R]]:

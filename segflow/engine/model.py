@@ -28,6 +28,7 @@ from keras import layers, ops
 
 from segflow.config import ModelConfig
 from segflow.errors import ConfigError
+from storage.validation import invalid_argument, require_positive_int
 
 __all__ = ["FrameEncoder", "ModelConfig", "ToFloat", "activate", "build_model", "lstm_layers"]
 
@@ -179,13 +180,12 @@ def build_model(
     Raises:
         ConfigError: If ``stateful`` and ``batch_size`` is not a positive integer.
     """
-    if (stateful or batch_size is not None) and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0
-    ):
-        raise ConfigError(
-            "Received an invalid value for argument `batch_size`, expected a positive integer"
-            f"{'' if stateful else ' or None'}, got {batch_size!r}"
-        )
+    if stateful or batch_size is not None:
+        expected = "a positive integer" if stateful else "a positive integer or None"
+        try:
+            require_positive_int("batch_size", batch_size)
+        except ConfigError:
+            raise invalid_argument("batch_size", expected, batch_size) from None
     frames = keras.Input(
         batch_shape=(batch_size, None, *config.frame_shape), dtype=config.input_dtype, name="frames"
     )

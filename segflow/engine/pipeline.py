@@ -58,6 +58,7 @@ import numpy as np
 from segflow.engine.scheduler import Step, count_steps, schedule
 from segflow.errors import ConfigError, StoreError
 from storage.chunks import DirectChunks
+from storage.validation import require_positive_int
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -69,6 +70,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ArrayChunks",
     "ChunkSource",
+    "OffsetChunks",
+    "SequenceChunks",
     "StepReader",
     "ZarrChunks",
     "make_dataset",
@@ -161,16 +164,19 @@ class ZarrChunks:
         store: The store holding the array (its keys are read for the fast path).
         array: The array, opened from ``store.zarr_store()``.
         length: Number of committed rows (the sequence's ``meta.length``).
+        direct: Decode chunks directly when the array's layout allows it (see
+            :class:`storage.chunks.DirectChunks`); False always reads through
+            ``array[start:stop]`` (the slower path, kept for comparisons).
     """
 
-    def __init__(self, store: Store, array: zarr.Array, length: int) -> None:
+    def __init__(self, store: Store, array: zarr.Array, length: int, *, direct: bool = True) -> None:
         self.length = length
         self.chunk_length = int(array.chunks[0])
         self.row_shape = tuple(int(n) for n in array.shape[1:])
         self.dtype = np.dtype(array.dtype)
         self._array = array
         self._store = store
-        self._direct = DirectChunks.for_array(array)
+        self._direct = DirectChunks.for_array(array) if direct else None
 
     @property
     def fast(self) -> bool:
@@ -180,13 +186,7 @@ class ZarrChunks:
     @property
     def cheap_reads(self) -> bool:
         """Whether chunks are uncompressed files on a local disk (see :class:`ChunkSource`)."""
-        from storage.local import LocalStore
-
-        return (
-            self._direct is not None
-            and self._direct.uncompressed
-            and isinstance(self._store, LocalStore)
-        )
+        return self._direct is not None and self._direct.uncompressed and self._store.local_reads
 
     def read_chunk(self, index: int) -> np.ndarray:
         """Read and decode chunk ``index``, trimmed to ``length``."""
@@ -197,15 +197,66 @@ class ZarrChunks:
         return self._direct.read(self._store, index)[: stop - start]
 
 
+class OffsetChunks:
+    """Rows ``[offset, length)`` of a chunk source, seen as a source of their own.
+
+    Chunks keep the base's chunk length, so a chunk of this view may straddle two chunks of
+    the base (read and joined).
+
+    Args:
+        base: The source.
+        offset: First row of the view (``0 <= offset <= base.length``).
+
+    >>> view = OffsetChunks(ArrayChunks(np.arange(10), chunk_length=4), offset=6)
+    >>> view.length, view.read_chunk(0).tolist()
+    (4, [6, 7, 8, 9])
+    """
+
+    def __init__(self, base: ChunkSource, offset: int) -> None:
+        if not 0 <= offset <= base.length:
+            raise ConfigError(
+                f"Received an invalid value for argument `offset`, expected an integer in "
+                f"[0, {base.length}], got {offset!r}."
+            )
+        self.base = base
+        self.offset = offset
+        self.length = base.length - offset
+        self.chunk_length = base.chunk_length
+        self.row_shape = base.row_shape
+        self.dtype = base.dtype
+        self.cheap_reads = base.cheap_reads
+
+    def read_chunk(self, index: int) -> np.ndarray:
+        """Return rows ``[index * chunk_length, ...)`` of the view (one or two base chunks)."""
+        start = self.offset + index * self.chunk_length
+        stop = min(start + self.chunk_length, self.base.length)
+        size = self.base.chunk_length
+        parts = [
+            self.base.read_chunk(c)[max(start - c * size, 0) : stop - c * size]
+            for c in range(start // size, (stop - 1) // size + 1)
+        ]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 @dataclass(frozen=True)
-class _Sequence:
+class SequenceChunks:
+    """One sequence as a :class:`StepReader` reads it: its frames and, optionally, labels.
+
+    Attributes:
+        id: The sequence id.
+        frames: Its frames, time first.
+        labels: Its labels (one row per frame, or one row if ``per_sequence_labels``), or None.
+        per_sequence_labels: Whether ``labels`` is one row for the whole sequence.
+    """
+
     id: str
     frames: ChunkSource
-    labels: ChunkSource | None
-    per_sequence_labels: bool
+    labels: ChunkSource | None = None
+    per_sequence_labels: bool = False
 
     @property
     def length(self) -> int:
+        """Frames of the sequence."""
         return self.frames.length
 
 
@@ -218,6 +269,8 @@ class StepReader:
         lanes: Number of lanes B.
         segment_length: Frames per step L (need not match the stored chunk length).
         with_labels: Whether batches carry ``labels`` (every sequence must have labels).
+        direct: Decode chunks directly where the layout allows (see :class:`ZarrChunks`);
+            False reads every chunk through zarr's ``array[...]``.
 
     Raises:
         IncompleteSequenceError: If a sequence is not marked complete.
@@ -240,9 +293,34 @@ class StepReader:
         lanes: int,
         segment_length: int,
         with_labels: bool = False,
+        direct: bool = True,
     ) -> None:
-        sequences = [_open_sequence(repo, sid, with_labels) for sid in ids]
+        sequences = [_open_sequence(repo, sid, with_labels, direct) for sid in ids]
         self._setup(sequences, lanes, segment_length, with_labels)
+
+    @classmethod
+    def from_sources(
+        cls,
+        sequences: Sequence[SequenceChunks],
+        *,
+        lanes: int,
+        segment_length: int,
+        with_labels: bool = False,
+    ) -> StepReader:
+        """Build a reader over chunk sources of any kind (stored, in memory, offset views).
+
+        Args:
+            sequences: The sequences, in the order the schedule takes them.
+            lanes: Number of lanes B.
+            segment_length: Frames per step L.
+            with_labels: Whether batches carry ``labels`` (every sequence must have labels).
+
+        Raises:
+            ConfigError: As :class:`StepReader`.
+        """
+        reader = cls.__new__(cls)
+        reader._setup(list(sequences), lanes, segment_length, with_labels)
+        return reader
 
     @classmethod
     def from_arrays(
@@ -271,8 +349,7 @@ class StepReader:
                 "expected one per sequence."
             )
         chunk = segment_length if chunk_length is None else chunk_length
-        if chunk < 1:
-            raise ConfigError(f"Received chunk_length={chunk_length!r}; expected an integer >= 1.")
+        require_positive_int("chunk_length", chunk)
         if labels is not None and not per_sequence_labels:
             for i, (f, y) in enumerate(zip(frames, labels, strict=True)):
                 if len(y) != len(f):
@@ -281,7 +358,7 @@ class StepReader:
                         "one label row per frame (or per_sequence_labels=True and one row)."
                     )
         sequences = [
-            _Sequence(
+            SequenceChunks(
                 id=str(i),
                 frames=ArrayChunks(np.asarray(f), chunk),
                 labels=None if labels is None else ArrayChunks(np.asarray(labels[i]), chunk),
@@ -289,12 +366,12 @@ class StepReader:
             )
             for i, f in enumerate(frames)
         ]
-        reader = cls.__new__(cls)
-        reader._setup(sequences, lanes, segment_length, labels is not None)
-        return reader
+        return cls.from_sources(
+            sequences, lanes=lanes, segment_length=segment_length, with_labels=labels is not None
+        )
 
     def _setup(
-        self, sequences: list[_Sequence], lanes: int, segment_length: int, with_labels: bool
+        self, sequences: list[SequenceChunks], lanes: int, segment_length: int, with_labels: bool
     ) -> None:
         if not sequences:
             raise ConfigError("Received an empty list of sequence ids; expected at least one.")
@@ -599,7 +676,9 @@ def _copy_rows(
         position = end
 
 
-def _open_sequence(repo: SequenceRepository, sequence_id: str, with_labels: bool) -> _Sequence:
+def _open_sequence(
+    repo: SequenceRepository, sequence_id: str, with_labels: bool, direct: bool = True
+) -> SequenceChunks:
     # Same check as repo.frames(sequence_id), keeping the meta it reads (one read, not two).
     meta = repo.require_complete(sequence_id)
     frames = repo.frames(sequence_id, require_complete=False)
@@ -614,8 +693,9 @@ def _open_sequence(repo: SequenceRepository, sequence_id: str, with_labels: bool
             )
         rows = 1 if per_sequence else meta.length
         _check_rows(repo, sequence_id, LABELS, array, rows)
-        labels = ZarrChunks(repo.store, array, rows)
-    return _Sequence(sequence_id, ZarrChunks(repo.store, frames, meta.length), labels, per_sequence)
+        labels = ZarrChunks(repo.store, array, rows, direct=direct)
+    frame_chunks = ZarrChunks(repo.store, frames, meta.length, direct=direct)
+    return SequenceChunks(sequence_id, frame_chunks, labels, per_sequence)
 
 
 def _check_rows(
@@ -629,8 +709,8 @@ def _check_rows(
 
 
 def _row_layout(
-    sequences: list[_Sequence],
-    source: Callable[[_Sequence], ChunkSource | None],
+    sequences: list[SequenceChunks],
+    source: Callable[[SequenceChunks], ChunkSource | None],
     name: str,
     *,
     same_dtype: bool = True,

@@ -24,7 +24,6 @@ and finds the state at step ``k`` without walking the ``k`` earlier steps.
 from __future__ import annotations
 
 import heapq
-import operator
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segflow.errors import ConfigError
+from storage.validation import require_non_negative_int, require_positive_int
 
 __all__ = ["Assignment", "LaneSlot", "Step", "assignments", "count_steps", "masks", "schedule"]
 
@@ -263,18 +263,6 @@ def _check(lengths: Sequence[int], lanes: int, segment_length: int) -> list[int]
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ConfigError(
-            f"Received an invalid value for argument `{name}`: expected an integer >= {minimum}, "
-            f"got {value!r} ({type(value).__name__})."
-        ) from None
-    if number < minimum:
-        raise ConfigError(
-            f"Received an invalid value for argument `{name}`: expected an integer >= {minimum}, "
-            f"got {number}."
-        )
-    return number
+    if minimum == 1:
+        return require_positive_int(name, value)
+    return require_non_negative_int(name, value)

@@ -10,6 +10,7 @@ from segflow.ingest.run import IngestResult, ingest_source
 from segflow.sources.discover import discover
 from storage import open_store
 from storage.sequences import SequenceRepository
+from storage.validation import require_positive_int
 
 
 def plan_sources(params: IngestParams) -> list[tuple[str, str]]:
@@ -46,10 +47,8 @@ def group_sources(
     >>> [len(g) for g in group_sources([("u", "s")] * 3, workers=2)]
     [1, 1, 1]
     """
-    if workers < 1 or per_worker < 1:
-        raise ConfigError(
-            f"Received workers={workers!r}, per_worker={per_worker!r}; expected both >= 1."
-        )
+    require_positive_int("workers", workers)
+    require_positive_int("per_worker", per_worker)
     count = min(len(pairs), workers * per_worker)
     if count == 0:
         return []

@@ -13,6 +13,7 @@ import numpy as np
 from segflow.errors import ConfigError
 from segflow.fingerprint import Fingerprint
 from segflow.sources.base import Source
+from storage.validation import require_non_negative_int, require_positive_int
 
 _DATE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=)?(\d{4})-(\d{2})-(\d{2})$")
 
@@ -56,10 +57,8 @@ def check_resize(resize: Any) -> tuple[int, int] | None:
 
 def check_block_args(block_frames: int, start: int) -> None:
     """Raise :class:`ConfigError` unless ``block_frames > 0`` and ``start >= 0``."""
-    if not isinstance(block_frames, int) or isinstance(block_frames, bool) or block_frames <= 0:
-        raise ConfigError(f"Invalid block_frames {block_frames!r}: expected a positive integer.")
-    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-        raise ConfigError(f"Invalid start {start!r}: expected a non-negative integer.")
+    require_positive_int("block_frames", block_frames)
+    require_non_negative_int("start", start)
 
 
 class BlockBuffers:

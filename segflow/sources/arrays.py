@@ -36,7 +36,7 @@ from segflow.sources._common import (
     check_block_args,
     partition_of,
 )
-from segflow.sources._fs import join, local_path, open_binary, require_file
+from segflow.sources.fs import join, local_path, open_binary, require_file
 from segflow.sources.base import FrameBlock, SourceProbe
 
 #: Name of the optional per-frame labels member of an ``.npz``.

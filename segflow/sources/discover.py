@@ -22,7 +22,7 @@ from fsspec import AbstractFileSystem
 from segflow.config import SourceConfig
 from segflow.errors import SourceError, SourceNotFoundError
 from segflow.sources._common import partition_of
-from segflow.sources._fs import filesystem, full_uri
+from segflow.sources.fs import filesystem, full_uri
 from segflow.sources.arrays import NpySource, NpzSource, ZarrArraySource
 from segflow.sources.base import Source
 from segflow.sources.csv import CSV_EXTENSIONS, CsvSource

@@ -25,7 +25,7 @@ from segflow.sources._common import (
     check_resize,
     partition_of,
 )
-from segflow.sources._fs import filesystem, full_uri, local_path, open_binary
+from segflow.sources.fs import filesystem, full_uri, local_path, open_binary
 from segflow.sources.base import FrameBlock, SourceProbe
 
 #: File extensions treated as images (lower case).

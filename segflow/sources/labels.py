@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segflow.errors import SourceError
-from segflow.sources._fs import filesystem, join, local_path, open_binary, split_name
+from segflow.sources.fs import filesystem, join, local_path, open_binary, split_name
 
 #: Sidecar suffixes, in the order they are looked for.
 SIDECAR_SUFFIXES = (".labels.npy", ".labels.csv", ".labels.txt")

@@ -30,7 +30,7 @@ from segflow.sources._common import (
     check_resize,
     partition_of,
 )
-from segflow.sources._fs import filesystem, local_path, require_file
+from segflow.sources.fs import filesystem, local_path, require_file
 from segflow.sources.base import FrameBlock, SourceProbe
 
 #: File extensions treated as video.

@@ -105,7 +105,7 @@ def test_flow_unordered_dry_run_then_run_then_nothing_to_do(tmp_path: Path, para
 
 @pytest.mark.usefixtures("prefect_server")
 def test_cli_ordered_backfill(tmp_path: Path, params_for: Params) -> None:
-    from segflow.cli import app
+    from segflow_cli.app import app
 
     make_archive(tmp_path / "archive", count=3, broken="2026-01-02")
     params = params_for()

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.ingest import ingest
-from segflow.cli import app
+from segflow_cli.app import app
 from segflow.config import IngestParams, StoreConfig, WriteConfig
 from storage import open_store
 from storage.sequences import SequenceRepository

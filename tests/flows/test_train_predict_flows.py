@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from flows.predict import predict
 from flows.train import train
-from segflow.cli import app
+from segflow_cli.app import app
 from segflow.config import (
     CheckpointConfig,
     ModelConfig,

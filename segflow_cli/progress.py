@@ -71,3 +71,44 @@ class FrameProgress:
             if task_id is not None:
                 done = self._progress.tasks[task_id].completed
                 self._progress.update(task_id, total=done, completed=done)
+
+
+class PartitionBar:
+    """A Rich bar of finished partitions; receives only the backfill's progress events."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self._console = console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]backfill"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
+            TimeElapsedColumn(), console=self._console,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> PartitionBar:
+        from segflow import progress
+
+        if self._enabled:
+            self._progress.start()
+            progress.set_reporter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from segflow import progress
+
+        progress.set_reporter(None)
+        if self._enabled:
+            self._progress.stop()
+
+    def start(self, name: str, total: int | None) -> None:
+        if name == "backfill":
+            self._task = self._progress.add_task("backfill", total=total)
+
+    def advance(self, name: str, frames: int) -> None:
+        if name == "backfill" and self._task is not None:
+            self._progress.advance(self._task, frames)
+
+    def finish(self, name: str) -> None:
+        """Nothing to do: the bar stays as it ended."""

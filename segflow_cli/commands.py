@@ -1,0 +1,300 @@
+"""The commands that run flows or read the store: ingest, train, predict, inspect, demo, backfill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from segflow.config import IngestParams, SourceConfig, StoreConfig, WriteConfig
+from segflow.errors import SegflowError
+from segflow_cli.common import (
+    EndpointOption,
+    StoreOption,
+    console,
+    fail,
+    load_config_file,
+    locations,
+    merge,
+    endpoint_options,
+    validated,
+)
+from segflow_cli.progress import FrameProgress, PartitionBar
+from segflow_cli.runner import flow_report, run_flow
+from storage.urls import DEFAULT_STORE
+
+__all__ = ["backfill", "demo", "ingest", "inspect", "predict", "train"]
+
+
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Paths, globs, directories or s3:// prefixes.")],
+    store: StoreOption = DEFAULT_STORE,
+    sequence_id: Annotated[Optional[str], typer.Option("--id", help="Sequence id (one source).")] = None,
+    segment_length: Annotated[int, typer.Option(help="Frames per segment (time chunk).")] = 16,
+    labels: Annotated[Optional[str], typer.Option(help="Label file (one source).")] = None,
+    append: Annotated[bool, typer.Option(help="Append to an existing sequence.")] = False,
+    force: Annotated[bool, typer.Option(help="Re-ingest unchanged sources.")] = False,
+    compression: Annotated[str, typer.Option(help="auto, lz4, zstd or none.")] = "auto",
+    resize: Annotated[Optional[str], typer.Option(help="Resize frames to HxW, e.g. 64x64.")] = None,
+    grayscale: Annotated[bool, typer.Option(help="Convert frames to one channel.")] = False,
+    label_column: Annotated[Optional[str], typer.Option(help="CSV label column.")] = None,
+    timestamp_column: Annotated[Optional[str], typer.Option(help="CSV timestamp column.")] = None,
+    dask: Annotated[bool, typer.Option("--dask", help="Run sources on a local Dask cluster.")] = False,
+    s3_endpoint: EndpointOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Ingest SOURCE... into the store (skips unchanged, resumes interrupted sequences)."""
+    try:
+        params = IngestParams(
+            sources=sources,
+            store=StoreConfig(url=store, storage_options=endpoint_options(s3_endpoint)),
+            sequence_id=sequence_id,
+            labels=labels,
+            append=append,
+            force=force,
+            source=SourceConfig(
+                resize=_parse_size(resize),
+                grayscale=grayscale,
+                label_column=label_column,
+                timestamp_column=timestamp_column,
+            ),
+            write=WriteConfig(segment_length=segment_length, compression=compression),
+            use_dask=dask,
+        )
+    except (ValueError, SegflowError) as error:
+        raise fail(error) from None
+    _run_ingest(params, as_json=as_json)
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected HEIGHTxWIDTH such as 64x64, got {text!r}") from None
+    return height, width
+
+
+def _run_ingest(params: IngestParams, *, as_json: bool) -> None:
+    from flows.ingest import ingest as ingest_flow
+
+    report, failed = flow_report(
+        ingest_flow, params, "ingest", FrameProgress(console, enabled=not as_json)
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_ingest_report(report)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _print_ingest_report(report: dict[str, Any]) -> None:
+    table = Table(title="segflow ingest")
+    for column in ("sequence", "status", "frames", "MB", "seconds", "note"):
+        table.add_column(column)
+    for r in report["results"]:
+        style = {"failed": "red", "skipped": "dim"}.get(r["status"], "")
+        table.add_row(
+            r["sequence_id"], f"[{style}]{r['status']}[/]" if style else r["status"],
+            str(r["frames"]), f"{r['bytes'] / 1e6:.1f}", f"{r['seconds']:.2f}", r["message"],
+        )
+    console.print(table)
+    s = report["summary"]
+    console.print(
+        f"{s['written']} written, {s['appended']} appended, {s['skipped']} skipped, "
+        f"{s['failed']} failed; {s['frames']} frames, {s['bytes'] / 1e6:.1f} MB "
+        f"in {s['seconds']:.1f} s ({s['mb_per_s']:.1f} MB/s)"
+    )
+
+
+def train(
+    store: StoreOption = DEFAULT_STORE,
+    checkpoints: Annotated[str, typer.Option(help="Local path or s3:// URL for checkpoints.")] = "./segflow-checkpoints",
+    config: Annotated[Optional[Path], typer.Option(help="JSON/YAML/TOML file of train parameters.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Passes over the sequences.")] = None,
+    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side.")] = None,
+    segment_length: Annotated[Optional[int], typer.Option(help="Frames per lane per step.")] = None,
+    model_tag: Annotated[Optional[str], typer.Option(help="Tag the model is exported under.")] = None,
+    s3_endpoint: EndpointOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Train the stateful LSTM on the store's sequences (resumes from the latest checkpoint)."""
+    from flows.train import train as train_flow
+    from segflow.config import TrainParams
+
+    overrides = {
+        **locations(store, checkpoints, s3_endpoint),
+        "epochs": epochs,
+        "model_tag": model_tag,
+        "stream": {"lanes": lanes, "segment_length": segment_length},
+    }
+    params = validated(TrainParams, merge(load_config_file(config), overrides))
+    report = run_flow(train_flow, params, "train")
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    last = report["history"][-1] if report["history"] else {}
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+    console.print(
+        f"trained [bold]{report['model_tag']}[/]: {report['epochs']} epochs, {report['steps']} steps"
+        f" ({metrics}); checkpoint {report['checkpoint']} in {checkpoints}"
+    )
+
+
+def predict(
+    store: StoreOption = DEFAULT_STORE,
+    checkpoints: Annotated[str, typer.Option(help="Where the trained model was exported.")] = "./segflow-checkpoints",
+    model_tag: Annotated[str, typer.Option(help="The model's tag; predictions/<tag>/ in the store.")] = "default",
+    segment_length: Annotated[Optional[int], typer.Option(help="Frames per lane per step.")] = None,
+    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side.")] = None,
+    ids: Annotated[Optional[list[str]], typer.Option("--id", help="Only these sequences.")] = None,
+    recompute: Annotated[bool, typer.Option(help="Recompute from frame 0.")] = False,
+    s3_endpoint: EndpointOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Predict every selected sequence with the model exported under --model-tag."""
+    from flows.predict import predict as predict_flow
+    from segflow.config import PredictParams
+
+    overrides = {
+        **locations(store, checkpoints, s3_endpoint),
+        "model_tag": model_tag,
+        "stream": {"lanes": lanes, "segment_length": segment_length},
+        "selection": {"ids": ids or None},
+        "recompute": recompute,
+    }
+    params = validated(PredictParams, merge({}, overrides))
+    report = run_flow(predict_flow, params, "predict")
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(
+        f"predicted with [bold]{model_tag}[/]: " + ", ".join(
+            f"{k} {v}" for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+    )
+
+
+def inspect(
+    store: StoreOption = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    s3_endpoint: EndpointOption = None,
+) -> None:
+    """List every sequence in the store with its length, shape, dtype, chunks and completeness."""
+    from storage import open_store
+    from storage.sequences import SequenceRepository
+
+    try:
+        repo = SequenceRepository(open_store(store, endpoint_options(s3_endpoint)))
+        infos = repo.list_info()
+    except SegflowError as error:
+        raise fail(error) from None
+    if as_json:
+        document = {"store": repo.store.url, "sequences": [i.to_json() for i in infos]}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    table = Table(title=f"segflow store {repo.store.url}")
+    for column in ("id", "length", "frame shape", "dtype", "chunks", "labels", "complete"):
+        table.add_column(column)
+    for i in infos:
+        table.add_row(
+            i.id, str(i.length), str(i.frame_shape), i.dtype, str(i.chunks),
+            i.meta.label_kind or "-", "yes" if i.complete else "[red]no[/]",
+        )
+    Console().print(table)
+
+
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("segflow-demo"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs of each model.")] = None,
+    videos: Annotated[Optional[int], typer.Option(help="Synthetic videos.")] = None,
+) -> None:
+    """Run the main job end to end: synth → ingest → train (carried vs reset) → predict → report."""
+    from flows.demo import demo as demo_flow
+    from segflow.config import DemoParams
+
+    overrides = {"workdir": str(workdir), "seed": seed, "epochs": epochs, "videos": videos}
+    params = validated(DemoParams, merge({}, overrides))
+    console.print(
+        f"[bold]segflow demo[/]: {params.videos} synthetic videos of {params.frames} frames "
+        f"({params.size}x{params.size}x3), label = odd number of flashes so far"
+    )
+    result = run_flow(demo_flow, params, "demo")
+    metrics, where = result["metrics"], result["where"]
+    table = Table(title="memory across segments (held-out videos)")
+    table.add_column("model")
+    table.add_column("frame accuracy", justify="right")
+    table.add_row("state carried across segments", f"{metrics['carried_val']:.1%}")
+    table.add_row("state reset every segment", f"{metrics['reset_val']:.1%}")
+    table.add_row("stored predictions (carried)", f"{metrics['carried_pred']:.1%}")
+    Console().print(table)
+    console.print(f"gap: [bold]{metrics['gap_points']:.1f} points[/]")
+    for what, path in where.items():
+        console.print(f"{what:>12}: {path}")
+    console.print("Prefect artifacts: demo-report (markdown), demo-plot (link), ingest-summary.")
+
+
+def backfill(
+    start: Annotated[Optional[str], typer.Option(help="First day, YYYY-MM-DD (default: the archive's first).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last day, YYYY-MM-DD (default: the archive's last).")] = None,
+    archive: Annotated[str, typer.Option(help="Local path or s3:// prefix of YYYY-MM-DD/ folders.")] = "./archive",
+    store: StoreOption = DEFAULT_STORE,
+    checkpoints: Annotated[str, typer.Option(help="Where the model was exported.")] = "./segflow-checkpoints",
+    model_tag: Annotated[str, typer.Option(help="Model predicting; partitions are done per tag.")] = "default",
+    ordered: Annotated[bool, typer.Option(help="Days continue each other: append, run in date order.")] = False,
+    force: Annotated[bool, typer.Option(help="Redo partitions already done.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would run.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Partitions at once (unordered).")] = 4,
+    predict: Annotated[bool, typer.Option(help="Predict each partition after ingesting it.")] = True,
+    segment_length: Annotated[Optional[int], typer.Option(help="Frames per segment (ingest and predict).")] = None,
+    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side when predicting.")] = None,
+    s3_endpoint: EndpointOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Ingest and predict an archive partitioned by date, skipping days already done."""
+    from flows.backfill import backfill as backfill_flow
+    from segflow.config import BackfillParams
+
+    overrides = {
+        "archive": archive, "start": start, "end": end, "ordered": ordered, "force": force,
+        "dry_run": dry_run, "concurrency": concurrency, "predict": predict, "model_tag": model_tag,
+        **locations(store, checkpoints, s3_endpoint),
+        "stream": {"lanes": lanes, "segment_length": segment_length},
+        "write": {"segment_length": segment_length},
+    }
+    params = validated(BackfillParams, merge({}, overrides))
+    report, failed = flow_report(
+        backfill_flow, params, "backfill", PartitionBar(console, enabled=not (as_json or dry_run))
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_backfill(report)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _print_backfill(report: dict[str, Any]) -> None:
+    rows = [r for r in report["rows"] if r["status"] != "skipped"]
+    if rows:
+        title = "segflow backfill (dry run)" if report["dry_run"] else "segflow backfill"
+        table = Table(title=title)
+        for column in ("partition", "status", "sequences", "frames", "seconds", "note"):
+            table.add_column(column)
+        for r in rows:
+            status = "would run" if report["dry_run"] else r["status"]
+            style = {"failed": "red", "not run": "dim"}.get(r["status"], "")
+            table.add_row(
+                r["partition"], f"[{style}]{status}[/]" if style else status, str(len(r["sequences"])),
+                str(r["frames"]), f"{r['seconds']:.2f}", r["message"],
+            )
+        Console().print(table)
+    console.print(report["headline"])
+
