@@ -8,7 +8,40 @@ reporting does nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
+
+__all__ = ["Reporter", "StepCallback", "StepEvent", "finish", "frames_callback", "set_reporter"]
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One finished unit of a long run (a predict or train step, a backfill partition).
+
+    Core runs pass one to their ``on_step`` callback after every unit; the Prefect tasks turn
+    them into progress artifacts and CLI bars.
+
+    Attributes:
+        frames: Real frames (or units, for a backfill: partitions) this unit completed.
+        fraction: Share of the whole run done so far, from 0 to 1.
+        step: Units done so far in this run (1 after the first).
+        steps: Units of the whole run, if known.
+        loss: The training loss after this step, when training.
+
+    >>> event = StepEvent(frames=64, fraction=0.25, step=1, steps=4)
+    >>> event.fraction
+    0.25
+    """
+
+    frames: int
+    fraction: float
+    step: int = 0
+    steps: int | None = None
+    loss: float | None = None
+
+
+#: What core runs call after every unit of work.
+StepCallback = Callable[[StepEvent], None]
 
 
 class Reporter(Protocol):
