@@ -52,6 +52,34 @@ def write_sequence(
     repo.write_meta(sequence_id, done)
 
 
+def store_all(
+    repo: SequenceRepository,
+    frames: list[np.ndarray],
+    chunk_length: int,
+    labels: list[np.ndarray] | None = None,
+    *,
+    label_kind: LabelKind | None = None,
+    compression: Compression = "auto",
+) -> list[str]:
+    """Write each of ``frames`` (and ``labels``) as sequences ``seq-0``, ``seq-1``, ...; return ids.
+
+    The keyword arguments are those of :func:`write_sequence`.
+    """
+    ids = [f"seq-{i}" for i in range(len(frames))]
+    for i, sid in enumerate(ids):
+        rows = None if labels is None else labels[i]
+        write_sequence(
+            repo,
+            sid,
+            frames[i],
+            chunk_length=chunk_length,
+            labels=rows,
+            label_kind=label_kind,
+            compression=compression,
+        )
+    return ids
+
+
 def _write_rows(array: Any, rows: np.ndarray) -> None:
     if array.shape[0] != rows.shape[0]:
         array.resize(rows.shape)
