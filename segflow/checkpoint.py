@@ -1,4 +1,4 @@
-"""Checkpoints of a streaming run, and the model a training run exports.
+"""Checkpoints of a streaming run, and the manifests checkpoints and exports share.
 
 Layout in the checkpoint store (its own :class:`~storage.base.Store`, local or S3)::
 
@@ -6,8 +6,9 @@ Layout in the checkpoint store (its own :class:`~storage.base.Store`, local or S
     runs/<run_key>/ckpt-<n>/ckpt.data-00000-of-00001   optimizer slots and lane (LSTM) state
     runs/<run_key>/ckpt-<n>/manifest.json              written LAST: the checkpoint exists
                                                        only once its manifest does
-    models/<tag>/model.keras                           the stateless model (keras.saving)
-    models/<tag>/manifest.json
+
+Which run keys and exported models belong to a model tag (``train-<tag>``, ``models/<tag>``),
+exporting and loading models: :mod:`segflow.registry`.
 
 ``model.save``/``save_weights`` skip the LSTM state of a stateful model, so checkpoints go
 through ``tf.train.Checkpoint`` over :meth:`StreamingEngine.checkpoint_objects`. TensorFlow
@@ -26,7 +27,7 @@ import json
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +38,7 @@ from pydantic import ValidationError
 
 from segflow.config import ModelConfig
 from segflow.errors import CheckpointError, ConfigError, KeyNotFoundError
-from segflow.ids import validate_id
+from segflow.registry import export_model, load_exported, load_exported_model  # moved there
 from storage.validation import require_positive_int
 
 if TYPE_CHECKING:
@@ -45,17 +46,26 @@ if TYPE_CHECKING:
     from storage.base import Store
 
 __all__ = [
+    "MANIFEST",
+    "RUNS",
     "CheckpointManager",
     "Cursor",
+    "check_same_config",
+    "download_files",
+    "dump_manifest",
     "export_model",
+    "file_record",
     "load_exported",
     "load_exported_model",
+    "manifest_config",
+    "manifest_identity",
+    "read_manifest_file",
 ]
 
+#: Top-level folder of the runs' checkpoints.
 RUNS = "runs"
-MODELS = "models"
+#: File name of every checkpoint's and export's manifest.
 MANIFEST = "manifest.json"
-MODEL_FILE = "model.keras"
 #: Version of the manifest layout, checked on read.
 FORMAT = 1
 _CKPT_PREFIX = "ckpt"  # tf.train.Checkpoint.write(<tmp>/ckpt) -> ckpt.index, ckpt.data-*
@@ -165,19 +175,19 @@ class CheckpointManager:
             ConfigError: If ``config`` is not the engine's configuration, or ``cursor`` does
                 not match the engine's lanes and segment length.
         """
-        _check_same_config(config, engine.config, "the engine")
+        check_same_config(config, engine.config, "the engine")
         _check_cursor_fits(cursor, engine)
         name = f"ckpt-{max(self._scan(), default=0) + 1}"
         files = _upload_tf_checkpoint(self.store, self._where(name), engine)
         manifest = {
-            **_identity(config),
+            **manifest_identity(config),
             "kind": "checkpoint",
             "name": name,
             "run_key": self.run_key,
             "cursor": cursor.to_json(),
             "files": files,
         }
-        self.store.write_bytes(f"{self._where(name)}/{MANIFEST}", _dump(manifest))
+        self.store.write_bytes(f"{self._where(name)}/{MANIFEST}", dump_manifest(manifest))
         self._prune()
         return name
 
@@ -201,7 +211,7 @@ class CheckpointManager:
             CheckpointError: If there is no such checkpoint or its manifest is unreadable.
         """
         name = self._resolve(name)
-        manifest = _read_manifest(self.store, f"{self._where(name)}/{MANIFEST}", "checkpoint")
+        manifest = read_manifest_file(self.store, f"{self._where(name)}/{MANIFEST}", "checkpoint")
         for key in ("cursor", "files"):
             if not isinstance(manifest.get(key), dict):
                 raise CheckpointError(
@@ -224,7 +234,7 @@ class CheckpointManager:
     def read_config(self, name: str | None = None) -> ModelConfig:
         """Return the model configuration recorded in checkpoint ``name`` (default: latest)."""
         name = self._resolve(name)
-        return _manifest_config(self.read_manifest(name), f"{self._where(name)}/{MANIFEST}")
+        return manifest_config(self.read_manifest(name), f"{self._where(name)}/{MANIFEST}")
 
     def restore(self, engine: StreamingEngine, name: str | None = None) -> Cursor:
         """Restore weights, optimizer slots and lane state into ``engine``; return the cursor.
@@ -239,12 +249,12 @@ class CheckpointManager:
         name = self._resolve(name)
         where = f"{self._where(name)}"
         manifest = self.read_manifest(name)
-        saved = _manifest_config(manifest, f"{where}/{MANIFEST}")
-        _check_same_config(engine.config, saved, f"checkpoint {where!r}")
+        saved = manifest_config(manifest, f"{where}/{MANIFEST}")
+        check_same_config(engine.config, saved, f"checkpoint {where!r}")
         cursor = self.read_cursor(name)
         _check_cursor_fits(cursor, engine)
         with tempfile.TemporaryDirectory(prefix="segflow-ckpt-") as tmp:
-            _download_files(self.store, where, manifest["files"], Path(tmp))
+            download_files(self.store, where, manifest["files"], Path(tmp))
             try:
                 status = tf.train.Checkpoint(**engine.checkpoint_objects()).read(
                     str(Path(tmp) / _CKPT_PREFIX)
@@ -269,109 +279,20 @@ class CheckpointManager:
         return name
 
 
-# -- the exported model --------------------------------------------------------------------
+# -- manifests (shared with the exports of segflow.registry) --------------------------------
 
 
-def export_model(
-    store: Store,
-    model_tag: str,
-    engine: StreamingEngine,
-    config: ModelConfig,
-    *,
-    meta: dict[str, Any],
-) -> None:
-    """Export the engine's weights as a stateless Keras model under ``models/<model_tag>/``.
+def manifest_identity(config: ModelConfig) -> dict[str, Any]:
+    """The manifest fields every checkpoint and export carries.
 
-    The manifest holds ``meta`` (e.g. ``checkpoint``, the run's history) plus the config, its
-    hash, the creation time, the versions and the model file's sha256. It is deleted before
-    the model file is replaced and written last, so a reader never pairs a new file with an
-    old manifest.
-
-    Raises:
-        ConfigError: On an invalid tag, ``config`` differing from the engine's, or ``meta``
-            that is not JSON-serialisable.
+    ``format``, the ``config`` and its ``config_hash``, the ``created`` time and the
+    ``versions`` of segflow, TensorFlow, Keras and NumPy.
     """
-    validate_id(model_tag, what="model tag")
-    _check_same_config(config, engine.config, "the engine")
-    prefix = f"{MODELS}/{model_tag}"
-    try:
-        manifest = {**meta, "checkpoint": meta.get("checkpoint")}
-        json.dumps(manifest)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"Received `meta` that is not JSON-serialisable: {error}") from None
-    with tempfile.TemporaryDirectory(prefix="segflow-export-") as tmp:
-        path = Path(tmp) / MODEL_FILE
-        engine.stateless_copy().save(path)
-        data = path.read_bytes()
-    store.delete(f"{prefix}/{MANIFEST}")
-    store.write_bytes(f"{prefix}/{MODEL_FILE}", data)
-    manifest |= {
-        **_identity(config),
-        "kind": "model",
-        "model_tag": model_tag,
-        "files": {MODEL_FILE: _file_record(data)},
-    }
-    store.write_bytes(f"{prefix}/{MANIFEST}", _dump(manifest))
-
-
-def load_exported_model(
-    store: Store, model_tag: str
-) -> tuple[ModelConfig, dict[str, Any], keras.Model]:
-    """Load the exported model ``model_tag`` with ``safe_mode=True``.
-
-    Returns:
-        ``(config, manifest, model)``: the model is stateless (any batch size).
-
-    Raises:
-        CheckpointError: If there is no such export, or it is corrupt.
-    """
-    validate_id(model_tag, what="model tag")
-    prefix = f"{MODELS}/{model_tag}"
-    manifest = _read_manifest(store, f"{prefix}/{MANIFEST}", f"exported model {model_tag!r}")
-    config = _manifest_config(manifest, f"{prefix}/{MANIFEST}")
-    with tempfile.TemporaryDirectory(prefix="segflow-export-") as tmp:
-        files = manifest.get("files")
-        if not isinstance(files, dict) or MODEL_FILE not in files:
-            raise CheckpointError(
-                f"Model manifest {prefix}/{MANIFEST} in store {store.url!r} is corrupt: "
-                f"expected a 'files' entry for {MODEL_FILE!r}."
-            )
-        _download_files(store, prefix, {MODEL_FILE: files[MODEL_FILE]}, Path(tmp))
-        try:
-            model = keras.saving.load_model(Path(tmp) / MODEL_FILE, compile=False, safe_mode=True)
-        except Exception as error:  # noqa: BLE001  (keras raises many kinds on a bad file)
-            raise CheckpointError(
-                f"Exported model {prefix}/{MODEL_FILE} in store {store.url!r} could not be "
-                f"loaded: {error}"
-            ) from None
-    return config, manifest, model
-
-
-def load_exported(
-    store: Store, model_tag: str
-) -> tuple[ModelConfig, dict[str, Any], list[np.ndarray]]:
-    """Load the exported model ``model_tag``; return ``(config, manifest, weights)``.
-
-    The weights are in the order of ``build_model(config, ...).get_weights()`` (stateful and
-    stateless copies share it), ready for ``engine.model.set_weights(weights)``.
-
-    Raises:
-        CheckpointError: If there is no such export, or it is corrupt.
-    """
-    config, manifest, model = load_exported_model(store, model_tag)
-    return config, manifest, model.get_weights()
-
-
-# -- helpers -------------------------------------------------------------------------------
-
-
-def _identity(config: ModelConfig) -> dict[str, Any]:
-    """The manifest fields every checkpoint and export carries."""
     return {
         "format": FORMAT,
         "config": config.model_dump(mode="json"),
         "config_hash": config.config_hash(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {
             "segflow": _segflow_version(),
             "tensorflow": tf.__version__,
@@ -388,11 +309,21 @@ def _segflow_version() -> str:
         return "unknown"
 
 
-def _dump(manifest: dict[str, Any]) -> bytes:
+def dump_manifest(manifest: dict[str, Any]) -> bytes:
+    """The bytes a manifest is stored as (indented JSON, UTF-8).
+
+    >>> dump_manifest({"format": 1})
+    b'{\\n "format": 1\\n}'
+    """
     return json.dumps(manifest, indent=1).encode("utf-8")
 
 
-def _file_record(data: bytes) -> dict[str, Any]:
+def file_record(data: bytes) -> dict[str, Any]:
+    """What a manifest records of a file: its sha256 and size.
+
+    >>> file_record(b"abc")["bytes"]
+    3
+    """
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
@@ -403,13 +334,18 @@ def _upload_tf_checkpoint(store: Store, where: str, engine: StreamingEngine) -> 
         tf.train.Checkpoint(**engine.checkpoint_objects()).write(str(Path(tmp) / _CKPT_PREFIX))
         for path in sorted(Path(tmp).iterdir()):
             data = path.read_bytes()
-            files[path.name] = _file_record(data)
+            files[path.name] = file_record(data)
             store.write_bytes(f"{where}/{path.name}", data)
     return files
 
 
-def _download_files(store: Store, where: str, files: dict[str, Any], target: Path) -> None:
-    """Download ``files`` (name -> record) from ``where`` to ``target``, checking sha256."""
+def download_files(store: Store, where: str, files: dict[str, Any], target: Path) -> None:
+    """Download ``files`` (name -> record) from ``where`` to ``target``, checking sha256.
+
+    Raises:
+        CheckpointError: If a file entry is malformed, a file is missing, or its sha256
+            differs from the recorded one.
+    """
     for name, record in files.items():
         key = f"{where}/{name}"
         if "/" in name or name in ("", ".", "..") or not isinstance(record, dict):
@@ -430,7 +366,12 @@ def _download_files(store: Store, where: str, files: dict[str, Any], target: Pat
         (target / name).write_bytes(data)
 
 
-def _read_manifest(store: Store, key: str, what: str) -> dict[str, Any]:
+def read_manifest_file(store: Store, key: str, what: str) -> dict[str, Any]:
+    """Read and check the manifest at ``key``; ``what`` names it in the errors.
+
+    Raises:
+        CheckpointError: If it is missing, not JSON, or not of format :data:`FORMAT`.
+    """
     try:
         raw = store.read_bytes(key)
     except KeyNotFoundError:
@@ -450,7 +391,12 @@ def _read_manifest(store: Store, key: str, what: str) -> dict[str, Any]:
     return manifest
 
 
-def _manifest_config(manifest: dict[str, Any], key: str) -> ModelConfig:
+def manifest_config(manifest: dict[str, Any], key: str) -> ModelConfig:
+    """The model configuration a manifest (read from ``key``) records.
+
+    Raises:
+        CheckpointError: If it is missing, invalid, or does not match its recorded hash.
+    """
     try:
         config = ModelConfig.model_validate(manifest["config"])
     except (KeyError, ValidationError) as error:
@@ -463,7 +409,12 @@ def _manifest_config(manifest: dict[str, Any], key: str) -> ModelConfig:
     return config
 
 
-def _check_same_config(got: ModelConfig, expected: ModelConfig, where: str) -> None:
+def check_same_config(got: ModelConfig, expected: ModelConfig, where: str) -> None:
+    """Refuse ``got`` unless it hashes like ``expected`` (the configuration of ``where``).
+
+    Raises:
+        ConfigError: Naming both hashes and both configurations.
+    """
     if got.config_hash() != expected.config_hash():
         raise ConfigError(
             f"Model config mismatch: config hash {got.config_hash()} does not match "

@@ -18,11 +18,9 @@ called again with the same parameters only reports (and re-exports if the export
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,22 +29,19 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from segflow.checkpoint import MANIFEST, MODELS, CheckpointManager, Cursor, export_model
+from segflow.checkpoint import CheckpointManager, Cursor
 from segflow.config import ModelConfig, SelectionConfig, TrainParams
 from segflow.engine.engine import StreamingEngine, as_tensor, pipelined
 from segflow.engine.lanes import read_lane_state, write_lane_state
 from segflow.engine.pipeline import StepReader
-from segflow.errors import (
-    ConfigError,
-    IncompleteSequenceError,
-    KeyNotFoundError,
-    SequenceNotFoundError,
-)
-from storage.base import Store
+from segflow.errors import ConfigError
+from segflow.progress import StepCallback, StepEvent
+from segflow.registry import export_model, exported_from, train_run_key
+from segflow.selection import select_sequences
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
 
-__all__ = ["TrainReport", "infer_model_config", "select_sequences", "train", "train_run_key"]
+__all__ = ["TrainReport", "infer_model_config", "train"]
 
 #: Units of the LSTM of an inferred model.
 DEFAULT_UNITS = 32
@@ -54,8 +49,6 @@ DEFAULT_UNITS = 32
 MAX_ENCODED_FEATURES = 256
 #: Integer labels up to this many classes are taken as a multiclass task.
 MAX_CLASSES = 256
-
-StepCallback = Callable[[dict[str, Any]], None]
 
 # What tf.summary.scalar tags a value with, written directly: tf.summary.scalar needs the
 # tensorboard package, while the event files need only TensorFlow.
@@ -100,56 +93,7 @@ class TrainReport:
         return {**asdict(self), "ids": list(self.ids)}
 
 
-def train_run_key(model_tag: str) -> str:
-    """The checkpoint run key of training ``model_tag``: ``train-<model_tag>``."""
-    return f"train-{model_tag}"
-
-
-# -- selection and inference ---------------------------------------------------------------
-
-
-def select_sequences(repo: SequenceRepository, selection: SelectionConfig) -> list[str]:
-    """Return the ids of the complete sequences ``selection`` picks, in run order.
-
-    Explicit ``ids`` keep their order (duplicates dropped) and must all exist and be complete;
-    without ``ids`` every complete sequence is taken, sorted, and incomplete ones are skipped.
-    ``pattern`` and ``partition`` then filter.
-
-    Raises:
-        SequenceNotFoundError: If explicit ids are missing (the message names them).
-        IncompleteSequenceError: If explicit ids are not complete (the message names them).
-        ConfigError: If nothing is selected.
-    """
-    if selection.ids is not None:
-        ids = list(dict.fromkeys(selection.ids))
-        _require_complete(repo, ids)
-    else:
-        ids = [i for i in repo.ids() if repo.meta(i).complete]
-    if selection.pattern is not None:
-        ids = [i for i in ids if fnmatch.fnmatchcase(i, selection.pattern)]
-    if selection.partition is not None:
-        ids = [i for i in ids if repo.meta(i).partition == selection.partition]
-    if not ids:
-        raise ConfigError(
-            f"No complete sequence in store {repo.store.url!r} matches the selection "
-            f"{selection.model_dump(exclude_none=True)}; expected at least one."
-        )
-    return ids
-
-
-def _require_complete(repo: SequenceRepository, ids: list[str]) -> None:
-    missing = [i for i in ids if not repo.exists(i)]
-    incomplete = [i for i in ids if i not in missing and not repo.meta(i).complete]
-    also = f"; also not complete: {incomplete}" if incomplete else ""
-    if missing:
-        raise SequenceNotFoundError(
-            f"Selected sequence(s) {missing} not found in store {repo.store.url!r}{also}."
-        )
-    if incomplete:
-        raise IncompleteSequenceError(
-            f"Selected sequence(s) {incomplete} in store {repo.store.url!r} are not complete "
-            "(an ingest did not finish); re-run the ingest or leave them out."
-        )
+# -- inference ---------------------------------------------------------------------------
 
 
 def infer_model_config(
@@ -244,11 +188,12 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
 
     Args:
         params: The run's parameters.
-        on_step: Called after every optimizer step with ``{"epoch", "epochs", "step",
-            "steps_per_epoch", "global_step", "loss", "frames"}``: ``epoch`` is the 0-based
-            epoch in progress, ``step`` the steps done in it, ``loss`` this step's mean loss,
-            ``frames`` the real frames of this step. An exception it raises stops the run
-            (the last checkpoint stays).
+        on_step: Called after every optimizer step with a
+            :class:`~segflow.progress.StepEvent`: ``frames`` the real frames of this step,
+            ``step`` the optimizer steps done over the whole run (every call that resumed
+            it), ``steps`` those of all epochs (``epochs`` times the steps per epoch),
+            ``fraction`` their ratio and ``loss`` this step's mean loss. An exception it
+            raises stops the run (the last checkpoint stays).
 
     Raises:
         ConfigError: On an empty selection, missing labels, or a checkpoint of another model
@@ -266,9 +211,11 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     )
     latest = manager.latest()
     ids, config, saved = _plan(repo, manager, latest, params)
-    if saved is not None and saved.epoch >= params.epochs and latest is not None:
-        if _export_current(ckpt_store, params.model_tag, latest):
-            return _report(params, config, saved, latest, started, resumed_from=latest)
+    if (  # finished, and exported: only report
+        saved is not None and latest is not None and saved.epoch >= params.epochs
+        and exported_from(ckpt_store, params.model_tag) == latest
+    ):
+        return _report(params, config, saved, latest, started, resumed_from=latest)
     reader = StepReader(
         repo, ids, lanes=params.stream.lanes, segment_length=params.stream.segment_length,
         with_labels=True,
@@ -280,7 +227,7 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     with trainer:
         cursor = trainer.run(cursor)
     name = trainer.last_checkpoint or latest
-    if name is not None and not _export_current(ckpt_store, params.model_tag, name):
+    if name is not None and exported_from(ckpt_store, params.model_tag) != name:
         meta = _export_meta(params, cursor, name, manager.run_key)
         export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
     return _report(params, config, cursor, name, started, latest, trainer.steps_run)
@@ -383,15 +330,6 @@ def _zero_totals() -> dict[str, float]:
     return {"loss_sum": 0.0, "metric_sum": 0.0, "count": 0.0}
 
 
-def _export_current(store: Store, model_tag: str, checkpoint: str) -> bool:
-    """Whether ``models/<tag>/`` already holds the export of ``checkpoint``."""
-    try:
-        manifest = json.loads(store.read_bytes(f"{MODELS}/{model_tag}/{MANIFEST}"))
-    except (KeyNotFoundError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("checkpoint") == checkpoint
-
-
 def _export_meta(
     params: TrainParams, cursor: Cursor, checkpoint: str, run_key: str
 ) -> dict[str, Any]:
@@ -454,11 +392,12 @@ class _Trainer:
             if extra["steps"] % self.params.checkpoints.every_steps == 0 and index + 1 < per_epoch:
                 self._save(_advance(cursor, cursor.epoch, index + 1, extra))
             if self.on_step is not None:
-                self.on_step({
-                    "epoch": cursor.epoch, "epochs": self.params.epochs, "step": index + 1,
-                    "steps_per_epoch": per_epoch, "global_step": extra["steps"],
-                    "loss": loss, "frames": frames,
-                })
+                total = self.params.epochs * per_epoch
+                position = cursor.epoch * per_epoch + index + 1
+                self.on_step(StepEvent(
+                    frames=frames, fraction=min(1.0, position / max(1, total)),
+                    step=extra["steps"], steps=total, loss=loss,
+                ))
         metrics = _means(extra["totals"], self.engine.metric_name)
         if self.validation is not None:
             metrics |= self._validate()

@@ -10,25 +10,20 @@ import keras
 import numpy as np
 import pytest
 
-from segflow.checkpoint import (
-    CheckpointManager,
-    Cursor,
-    export_model,
-    load_exported,
-    load_exported_model,
-)
+from segflow.checkpoint import CheckpointManager, Cursor
 from segflow.config import ModelConfig
 from segflow.engine.engine import StreamingEngine
 from segflow.engine.lanes import read_lane_state
 from segflow.engine.pipeline import StepReader
 from segflow.errors import CheckpointError, ConfigError, StoreError
+from segflow.registry import export_model, load_exported, load_exported_model, train_run_key
 from storage.base import Store
 from storage.local import LocalStore
 from storage.urls import open_store
 from tests.durable.conftest import TINY
 
 LANES, LENGTH = 2, 5
-RUN = "train-tiny"
+RUN = train_run_key("tiny")
 
 
 def make_engine(config: ModelConfig = TINY, lanes: int = LANES) -> StreamingEngine:

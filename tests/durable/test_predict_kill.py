@@ -75,8 +75,10 @@ def test_sigkill_mid_prediction_then_resume(tmp_path: Path) -> None:
     proc.wait()
     predictions = PredictionRepository(open_store(killed_store))
     assert list(checkpoints.glob("ckpt-*/manifest.json")), "the kill must land mid-run"
-    assert not all(predictions.find_meta("m", f"s{i:02d}") and predictions.meta("m", f"s{i:02d}").complete
-                   for i in range(COUNT))
+    assert not all(
+        predictions.find_meta("m", f"s{i:02d}") and predictions.meta("m", f"s{i:02d}").complete
+        for i in range(COUNT)
+    )
 
     report = predict(params)
     assert report.resumed_from is not None

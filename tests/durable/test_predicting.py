@@ -14,7 +14,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from segflow.checkpoint import CheckpointManager, Cursor, export_model
+from segflow.checkpoint import CheckpointManager, Cursor
 from segflow.config import (
     CheckpointConfig,
     ModelConfig,
@@ -33,6 +33,8 @@ from segflow.errors import (
     LockedError,
 )
 from segflow.predicting import predict
+from segflow.progress import StepEvent
+from segflow.registry import export_model, predict_run_key, train_run_key
 from storage.local import LocalStore
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
@@ -208,8 +210,11 @@ class Crash(Exception):
 
 
 def crash_at(step: int):
-    def on_step(progress: dict[str, Any]) -> None:
-        if progress["step"] == step:
+    """Crash once the step of index ``step`` is written (``step + 1`` steps done)."""
+
+    def on_step(event: StepEvent) -> None:
+        assert event.steps is not None and event.fraction == event.step / event.steps
+        if event.step == step + 1:
             raise Crash(step)
 
     return on_step
@@ -237,7 +242,8 @@ def test_resume_after_crash_equals_uninterrupted_run(
     with pytest.raises(Crash):
         predict(world.params(every=every), on_step=crash_at(crash_step))
     assert world.preds.read_lock(TAG) is None  # released on the way out
-    assert bool(world.ckpt.list("runs/predict-tiny")) == (resumed_from is not None)
+    run = CheckpointManager(world.ckpt, predict_run_key(TAG))
+    assert bool(world.ckpt.list(run.prefix)) == (resumed_from is not None)
     # Whatever was recorded durable is already final.
     for sid in world.preds.ids(TAG):
         meta = world.preds.meta(TAG, sid)
@@ -341,7 +347,7 @@ def test_latest_training_checkpoint_is_used_without_export(world: World) -> None
     engine = StreamingEngine(CONFIG, lanes=3, segment_length=6)
     engine.model.set_weights(world.weights)
     cursor = Cursor(kind="train", epoch=1, step=0, ids=("seq-a",), lanes=3, segment_length=6)
-    CheckpointManager(world.ckpt, f"train-{TAG}").save(engine, cursor, CONFIG)
+    CheckpointManager(world.ckpt, train_run_key(TAG)).save(engine, cursor, CONFIG)
     report = predict(world.params())
     assert report.checkpoint == f"runs/train-{TAG}/ckpt-1"
     assert report.predicted == 4  # another checkpoint: recomputed

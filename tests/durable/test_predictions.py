@@ -116,9 +116,8 @@ def test_lock_refuses_second_holder_and_releases(repo: PredictionRepository) -> 
     with repo.lock("t", "run-A") as record:
         assert repo.read_lock("t")["owner"] == "run-A"
         assert record["host"] == socket.gethostname()
-        with pytest.raises(LockedError, match="run-A") as info:
-            with repo.lock("t", "run-B"):
-                pass  # pragma: no cover
+        with pytest.raises(LockedError, match="run-A") as info, repo.lock("t", "run-B"):
+            pass  # pragma: no cover
         assert "break_lock" in str(info.value)
         # A refused run leaves the holder's lock alone.
         assert repo.read_lock("t")["owner"] == "run-A"
@@ -131,9 +130,8 @@ def test_lock_refuses_second_holder_and_releases(repo: PredictionRepository) -> 
 
 
 def test_lock_is_released_on_error(repo: PredictionRepository) -> None:
-    with pytest.raises(RuntimeError):
-        with repo.lock("t", "run-A"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), repo.lock("t", "run-A"):
+        raise RuntimeError("boom")
     assert repo.read_lock("t") is None
 
 
@@ -158,9 +156,8 @@ def test_stale_lock_of_dead_local_process_is_broken(repo: PredictionRepository) 
 
 def test_lock_of_other_host_needs_break_lock(repo: PredictionRepository) -> None:
     _plant_lock(repo, pid=_dead_pid(), host="elsewhere.example")
-    with pytest.raises(LockedError, match="elsewhere.example"):
-        with repo.lock("t", "run-B"):
-            pass  # pragma: no cover
+    with pytest.raises(LockedError, match=r"elsewhere\.example"), repo.lock("t", "run-B"):
+        pass  # pragma: no cover
     with repo.lock("t", "run-B", break_lock=True):
         assert repo.read_lock("t")["owner"] == "run-B"
 

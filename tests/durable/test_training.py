@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segflow.checkpoint import CheckpointManager, load_exported
+from segflow.checkpoint import CheckpointManager
 from segflow.config import ModelConfig, SelectionConfig
 from segflow.engine.engine import StreamingEngine
 from segflow.engine.lanes import read_lane_state
-from segflow.errors import ConfigError, IncompleteSequenceError, SequenceNotFoundError
-from segflow.training import TrainReport, infer_model_config, select_sequences, train
+from segflow.errors import ConfigError, IncompleteSequenceError
+from segflow.progress import StepEvent
+from segflow.registry import load_exported, train_run_key
+from segflow.training import TrainReport, infer_model_config, train
 from storage.local import LocalStore
 from storage.sequences import SequenceRepository
 from tests.durable.conftest import TINY, tiny_sequences, train_params
@@ -43,7 +45,7 @@ def data_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def reference(data_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """An uninterrupted two-epoch run: its report, exported weights and every on_step call."""
     ckpt = tmp_path_factory.mktemp("reference")
-    calls: list[dict[str, Any]] = []
+    calls: list[StepEvent] = []
     report = train(train_params(data_url, str(ckpt)), on_step=calls.append)
     weights = load_exported(LocalStore(ckpt), "tiny")[2]
     return {"report": report, "weights": weights, "calls": calls, "ckpt": ckpt}
@@ -61,21 +63,21 @@ def assert_same_weights(got: list[np.ndarray], want: list[np.ndarray]) -> None:
 
 def test_reference_run_reports_checkpoints_and_exports(reference: dict[str, Any]) -> None:
     report: TrainReport = reference["report"]
-    calls = reference["calls"]
-    per_epoch = calls[0]["steps_per_epoch"]
+    calls: list[StepEvent] = reference["calls"]
+    per_epoch = len(calls) // 2
 
     assert report.epochs == 2 and report.steps == 2 * per_epoch == len(calls)
+    assert [c.step for c in calls] == list(range(1, len(calls) + 1))
+    assert {c.steps for c in calls} == {len(calls)} and calls[-1].fraction == 1.0
+    assert all(c.loss is not None and c.loss >= 0 for c in calls)
     assert report.steps_run == report.steps and report.resumed_from is None
     assert report.frames == 2 * (37 + 30 + 45 + 41)
     assert report.ids == ("seq-0", "seq-1", "seq-2", "seq-3")
     assert report.config_hash == TINY.config_hash()
     assert [set(h) for h in report.history] == [{"loss", "accuracy"}] * 2
-    assert [(c["epoch"], c["step"]) for c in calls[per_epoch - 1 : per_epoch + 1]] == [
-        (0, per_epoch),
-        (1, 1),
-    ]
-    assert sum(c["frames"] for c in calls) == report.frames
-    manager = CheckpointManager(LocalStore(reference["ckpt"]), "train-tiny")
+    assert calls[per_epoch - 1].fraction == 0.5  # the end of the first epoch
+    assert sum(c.frames for c in calls) == report.frames
+    manager = CheckpointManager(LocalStore(reference["ckpt"]), train_run_key("tiny"))
     assert manager.latest() == report.checkpoint and len(manager.names()) == 2  # keep=2
     assert manager.read_cursor().epoch == 2
     _, manifest, _ = load_exported(LocalStore(reference["ckpt"]), "tiny")
@@ -119,8 +121,8 @@ def test_resumed_run_matches_uninterrupted_bitwise(
 ) -> None:
     params = train_params(data_url, str(tmp_path))
 
-    def stop(info: dict[str, Any]) -> None:
-        if info["global_step"] == stop_at:
+    def stop(event: StepEvent) -> None:
+        if event.step == stop_at:
             raise Stop
 
     with pytest.raises(Stop):
@@ -139,9 +141,9 @@ import sys, time
 from segflow.config import TrainParams
 from segflow.training import train
 
-def slow(info):
+def slow(event):
     time.sleep(0.05)  # leave the parent time to kill us between checkpoints
-    if info["global_step"] >= 15:
+    if event.step >= 15:
         time.sleep(600)  # never finish: the parent kills us first
 
 train(TrainParams.model_validate_json(sys.argv[1]), on_step=slow)
@@ -157,7 +159,7 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(
         [sys.executable, "-c", _CHILD, params.model_dump_json()],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    manager = CheckpointManager(LocalStore(tmp_path), "train-tiny")
+    manager = CheckpointManager(LocalStore(tmp_path), train_run_key("tiny"))
     try:
         deadline = time.monotonic() + 120
         while manager.latest() is None and child.poll() is None and time.monotonic() < deadline:
@@ -207,7 +209,7 @@ def test_validation_leaves_training_untouched(
 
 def _final_lane_state(ckpt: Path) -> dict[str, list[float]]:
     engine = StreamingEngine(TINY, lanes=2, segment_length=8)
-    CheckpointManager(LocalStore(ckpt), "train-tiny").restore(engine)
+    CheckpointManager(LocalStore(ckpt), train_run_key("tiny")).restore(engine)
     return {k: v.tolist() for k, v in read_lane_state(engine.model).items()}
 
 
@@ -228,49 +230,13 @@ def test_other_model_under_the_same_tag_is_refused(
 
 @pytest.fixture
 def mixed_repo(tmp_path: Path) -> SequenceRepository:
-    """Complete sequences seq-0..3 (two in partition 2026-01-01) and incomplete 'broken'."""
+    """Complete sequences seq-0..3 and an incomplete 'broken' one."""
     repo = SequenceRepository(LocalStore(tmp_path / "mixed"))
     tiny_sequences(repo)
     frames = np.zeros((10, 3), np.float32)
     write_sequence(repo, "broken", frames, chunk_length=8, labels=np.zeros(10, np.int8),
                    complete=False)
-    for sequence_id in ("seq-1", "seq-3"):
-        repo.write_meta(sequence_id, repo.meta(sequence_id).replace(partition="2026-01-01"))
     return repo
-
-
-@pytest.mark.parametrize(
-    ("selection", "expected"),
-    [
-        ({}, ["seq-0", "seq-1", "seq-2", "seq-3"]),  # all complete ones, sorted; 'broken' skipped
-        ({"ids": ["seq-2", "seq-0", "seq-2"]}, ["seq-2", "seq-0"]),  # given order, deduplicated
-        ({"pattern": "seq-[12]"}, ["seq-1", "seq-2"]),  # shell-style pattern
-        ({"partition": "2026-01-01"}, ["seq-1", "seq-3"]),  # one partition
-        ({"ids": ["seq-3", "seq-1", "seq-0"], "partition": "2026-01-01"}, ["seq-3", "seq-1"]),
-    ],
-)
-def test_select_sequences(
-    mixed_repo: SequenceRepository, selection: dict[str, Any], expected: list[str]
-) -> None:
-    assert select_sequences(mixed_repo, SelectionConfig(**selection)) == expected
-
-
-@pytest.mark.parametrize(
-    ("selection", "error", "names"),
-    [
-        ({"pattern": "nothing-*"}, ConfigError, ["nothing-*"]),  # nothing matches
-        ({"ids": []}, ConfigError, ["ids"]),  # explicitly empty
-        ({"ids": ["seq-0", "ghost", "phantom"]}, SequenceNotFoundError, ["ghost", "phantom"]),
-        ({"ids": ["seq-0", "broken"]}, IncompleteSequenceError, ["broken"]),
-        ({"ids": ["ghost", "broken"]}, SequenceNotFoundError, ["ghost", "broken"]),
-    ],
-)
-def test_select_sequences_errors_name_the_problem(
-    mixed_repo: SequenceRepository, selection: dict[str, Any], error: type, names: list[str]
-) -> None:
-    with pytest.raises(error) as caught:
-        select_sequences(mixed_repo, SelectionConfig(**selection))
-    assert all(name in str(caught.value) for name in names)
 
 
 def test_train_on_an_incomplete_sequence_fails_clearly(
@@ -340,13 +306,13 @@ def test_infer_model_config(
 
 def test_infer_model_config_needs_labels(tmp_path: Path) -> None:
     repo = SequenceRepository(LocalStore(tmp_path))
-    with pytest.raises(ConfigError, match="'s' .* has no labels"):
+    with pytest.raises(ConfigError, match=r"'s' .* has no labels"):
         infer_model_config(repo, _write(repo, np.zeros((4, 3), np.float32), None))
 
 
 def test_train_infers_the_model_when_none_is_given(data_url: str, tmp_path: Path) -> None:
     report = train(train_params(data_url, str(tmp_path), model=None, epochs=1))
 
-    config = CheckpointManager(LocalStore(tmp_path), "train-tiny").read_config()
+    config = CheckpointManager(LocalStore(tmp_path), train_run_key("tiny")).read_config()
     assert (config.task, config.encoder, config.outputs) == ("binary", "none", 1)
     assert report.config_hash == config.config_hash()

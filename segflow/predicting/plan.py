@@ -1,0 +1,277 @@
+"""The plan of a prediction run: what it does with each sequence, as frozen data.
+
+:func:`plan_entries` decides, for each selected sequence, to *predict* it from frame 0,
+*continue* it from its saved final state over its new frames, or *skip* it. A checkpoint of
+the run carries its :class:`SavedPlan` (the plan, the initial states of the continued
+sequences not started yet, the predictions' metadata) in its cursor, under a :func:`plan_key`
+that says which parameters and model it belongs to; :func:`resumable` finds one a run can
+carry on. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from segflow.config import ModelConfig, PredictParams
+from segflow.errors import ConfigError
+from segflow.registry import LoadedModel
+from storage.base import Store
+from storage.predictions import PredictionMeta, PredictionRepository
+from storage.sequences import SequenceMeta, SequenceRepository
+
+if TYPE_CHECKING:
+    from segflow.checkpoint import CheckpointManager, Cursor
+
+__all__ = [
+    "Action",
+    "PlanEntry",
+    "SavedPlan",
+    "State",
+    "check_frames",
+    "decide",
+    "plan_entries",
+    "plan_key",
+    "resumable",
+    "still_there",
+    "usable_state",
+    "zero_state",
+]
+
+#: What a run does with a sequence.
+Action = Literal["predict", "continue", "skip"]
+#: A lane's LSTM state: ``lstm_<i>/h`` and ``lstm_<i>/c`` -> a vector of the layer's units.
+State = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One selected sequence and what this run does with it.
+
+    Attributes:
+        id: The sequence id.
+        action: ``predict`` (from frame 0), ``continue`` (new frames only) or ``skip``.
+        offset: First frame predicted by this run.
+        stop: Frames covered by the predictions afterwards.
+        fingerprint: The sequence's source fingerprint.
+        sources: The sequence's source records over ``[0, stop)``.
+        chunk: Time chunk of the outputs (the sequence's segment length).
+
+    >>> entry = PlanEntry("a", "continue", 10, 25, "f", ({"path": "x"},), 8)
+    >>> entry.frames
+    15
+    >>> PlanEntry.from_json(entry.to_json()) == entry
+    True
+    """
+
+    id: str
+    action: Action
+    offset: int
+    stop: int
+    fingerprint: str
+    sources: tuple[dict[str, Any], ...]
+    chunk: int
+
+    @property
+    def frames(self) -> int:
+        """Frames this run streams through the model."""
+        return self.stop - self.offset
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return {**asdict(self), "sources": [dict(s) for s in self.sources]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanEntry:
+        """Build from :meth:`to_json` output."""
+        return cls(**{**data, "sources": tuple(data["sources"])})
+
+
+# -- deciding ----------------------------------------------------------------------------------
+
+
+def check_frames(repo: SequenceRepository, ids: Sequence[str], model: LoadedModel) -> None:
+    """Refuse sequences whose frames the model cannot take (shape) before anything is written.
+
+    Raises:
+        ConfigError: Naming the model's and the sequence's frame shapes.
+    """
+    expected = tuple(model.config.frame_shape)
+    for sequence_id in ids:
+        shape = tuple(repo.frames(sequence_id).shape[1:])
+        if shape != expected:
+            raise ConfigError(
+                f"Model {model.checkpoint!r} expects frames of shape {expected}, but sequence "
+                f"{sequence_id!r} in store {repo.store.url!r} has frames of shape {shape}."
+            )
+
+
+def plan_entries(
+    repo: SequenceRepository,
+    preds: PredictionRepository,
+    tag: str,
+    ids: Sequence[str],
+    model: LoadedModel,
+    recompute: bool,
+) -> tuple[list[PlanEntry], dict[str, State]]:
+    """Decide each sequence's action; return the entries and the continued ones' states.
+
+    A sequence to continue whose saved state does not fit the model is predicted from frame 0.
+    """
+    entries, states = [], {}
+    for sequence_id in ids:
+        seq = repo.require_complete(sequence_id)
+        old = None if recompute else preds.find_meta(tag, sequence_id)
+        action, offset = decide(seq, old, model)
+        if action == "continue":
+            state = usable_state(preds.read_state(tag, sequence_id), model.config)
+            if state is None:
+                action, offset = "predict", 0
+            else:
+                states[sequence_id] = state
+        entries.append(
+            PlanEntry(sequence_id, action, offset, seq.length, seq.fingerprint, seq.sources,
+                      seq.segment_length)
+        )
+    return entries, states
+
+
+def decide(
+    seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel
+) -> tuple[Action, int]:
+    """``(action, first frame)`` for a sequence given its previous predictions, if any."""
+    same_model = old is not None and (
+        old.config_hash == model.config.config_hash()
+        and old.checkpoint == model.checkpoint
+        and old.weights_digest == model.digest
+        and old.head == model.config.head
+        and old.outputs == model.config.outputs
+    )
+    # The same recording: same first source, and the sources predicted are still its first ones.
+    same_source = old is not None and (
+        old.source_fingerprint == seq.fingerprint
+        and tuple(seq.sources[: len(old.sources)]) == tuple(old.sources)
+        and old.length <= seq.length
+    )
+    if old is None or not old.complete or not same_model or not same_source:
+        return "predict", 0
+    if old.length == seq.length:
+        return "skip", seq.length
+    return "continue", old.length
+
+
+def _state_sizes(config: ModelConfig) -> dict[str, int]:
+    """Each state vector's key and length for the model's LSTM layers."""
+    return {
+        f"lstm_{i}/{part}": units
+        for i, units in enumerate(config.lstm_units)
+        for part in ("h", "c")
+    }
+
+
+def usable_state(state: State, config: ModelConfig) -> State | None:
+    """The saved state if it fits the model's LSTM layers, else None (predict from scratch)."""
+    expected = _state_sizes(config)
+    if set(state) != set(expected) or any(state[k].shape != (u,) for k, u in expected.items()):
+        return None
+    return state
+
+
+def zero_state(config: ModelConfig) -> State:
+    """The state of a lane no frame went through: zeros for every LSTM layer.
+
+    >>> sorted(zero_state(ModelConfig(frame_shape=(3,), lstm_units=[2])).items())
+    [('lstm_0/c', array([0., 0.], dtype=float32)), ('lstm_0/h', array([0., 0.], dtype=float32))]
+    """
+    return {key: np.zeros(units, np.float32) for key, units in _state_sizes(config).items()}
+
+
+# -- what a checkpoint carries -----------------------------------------------------------------
+
+
+def plan_key(params: PredictParams, model: LoadedModel, store: Store) -> str:
+    """What a checkpoint must match to be carried on: same parameters, data store and model."""
+    identity = {
+        # Not the checkpoint settings nor storage options (credentials may rotate).
+        "params": params.model_dump(
+            mode="json", exclude={"checkpoints": True, "store": {"storage_options"}}
+        ),
+        "store": store.url,
+        "checkpoint": model.checkpoint,
+        "digest": model.digest,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """What a prediction checkpoint's cursor carries besides its step (``Cursor.extra``).
+
+    Attributes:
+        key: The run's :func:`plan_key`.
+        entries: Every selected sequence, skipped ones too, in schedule order.
+        states: Initial states of the continued sequences that have not started yet.
+        base: The predictions' metadata common to every sequence.
+    """
+
+    key: str
+    entries: tuple[PlanEntry, ...]
+    states: dict[str, State]
+    base: PredictionMeta
+
+    def to_extra(self) -> dict[str, Any]:
+        """Return the cursor's ``extra`` (JSON-serialisable)."""
+        return {
+            "key": self.key,
+            "plan": [e.to_json() for e in self.entries],
+            "states": {
+                sid: {k: v.tolist() for k, v in state.items()} for sid, state in self.states.items()
+            },
+            "base": self.base.to_json(),
+        }
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> SavedPlan:
+        """Build from a cursor's ``extra`` written by :meth:`to_extra`."""
+        return cls(
+            key=extra["key"],
+            entries=tuple(PlanEntry.from_json(d) for d in extra["plan"]),
+            states={
+                sid: {k: np.asarray(v, np.float32) for k, v in state.items()}
+                for sid, state in extra["states"].items()
+            },
+            base=PredictionMeta.from_json(extra["base"]),
+        )
+
+
+def resumable(manager: CheckpointManager, repo: SequenceRepository, key: str) -> Cursor | None:
+    """The latest predict checkpoint if this run (its :func:`plan_key`) can carry it on."""
+    name = manager.latest()
+    if name is None:
+        return None
+    cursor = manager.read_cursor(name)
+    if cursor.kind != "predict" or cursor.extra.get("key") != key:
+        return None  # another run's (other parameters or model): start afresh
+    for data in cursor.extra["plan"]:
+        entry = PlanEntry.from_json(data)
+        if entry.action != "skip" and not still_there(repo, entry):
+            return None
+    return cursor
+
+
+def still_there(repo: SequenceRepository, entry: PlanEntry) -> bool:
+    """Whether the frames the entry covers are still stored, unchanged."""
+    if not repo.exists(entry.id):
+        return False
+    seq = repo.meta(entry.id)
+    return (
+        seq.complete
+        and seq.fingerprint == entry.fingerprint
+        and seq.length >= entry.stop
+        and tuple(seq.sources[: len(entry.sources)]) == tuple(entry.sources)
+    )

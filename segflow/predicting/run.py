@@ -1,0 +1,144 @@
+"""A prediction run from start to end: select, load, plan (or carry on), stream, report."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from segflow.config import PredictParams
+from segflow.ids import validate_id
+from segflow.predicting.execute import PredictionRun, PredictionWriter, stream, write_empty
+from segflow.predicting.plan import SavedPlan, check_frames, plan_entries, plan_key, resumable
+from segflow.predicting.report import PredictReport, build_report
+from segflow.progress import StepCallback
+from segflow.registry import LoadedModel, load_model, predict_run_key
+from segflow.selection import select_sequences
+from storage.base import Store
+from storage.predictions import PredictionMeta, PredictionRepository, now_iso
+from storage.sequences import SequenceRepository
+from storage.urls import open_store
+
+if TYPE_CHECKING:
+    from segflow.checkpoint import CheckpointManager
+    from segflow.engine.pipeline import StepReader
+
+__all__ = ["predict"]
+
+
+def predict(
+    params: PredictParams,
+    *,
+    run_id: str | None = None,
+    on_step: StepCallback | None = None,
+    break_lock: bool = False,
+) -> PredictReport:
+    """Predict every selected sequence with the model ``params.model_tag``, durably.
+
+    Args:
+        params: What to predict, with which model, where checkpoints go.
+        run_id: Recorded as ``flow_run_id`` and as the lock's owner (e.g. the Prefect flow
+            run id); default ``pid-<pid>``.
+        on_step: Called after every step with a :class:`~segflow.progress.StepEvent`:
+            ``frames`` the real frames of the step, ``step`` the steps of the schedule done
+            (those before a resume included), ``steps`` all of them, ``fraction`` their ratio.
+            An exception raised there stops the run like a crash would.
+        break_lock: Take the tag's lock even if another run holds it (see
+            :mod:`storage.predictions` for when that is safe).
+
+    Returns:
+        A :class:`~segflow.predicting.report.PredictReport`.
+
+    Raises:
+        ConfigError: Nothing selected, or frames the model cannot take.
+        SequenceNotFoundError, IncompleteSequenceError: A selected id missing or not complete.
+        CheckpointError: No model for the tag, or a corrupt one.
+        LockedError: Another run writes predictions for the tag.
+    """
+    started = time.monotonic()
+    tag = validate_id(params.model_tag, what="model tag")
+    store = open_store(params.store.url, params.store.storage_options)
+    checkpoints = open_store(params.checkpoints.url, params.checkpoints.storage_options)
+    repo, preds = SequenceRepository(store), PredictionRepository(store)
+    ids = select_sequences(repo, params.selection)
+    model = load_model(checkpoints, tag)
+    check_frames(repo, ids, model)
+    owner = run_id or f"pid-{os.getpid()}"
+    with preds.lock(tag, owner, break_lock=break_lock):
+        run, reader = _prepare(params, model, store, checkpoints, repo, preds, ids, owner)
+        steps = stream(run, reader, on_step) if reader is not None else 0
+        _clear(run.manager)
+    return build_report(
+        tag, model, run.entries, steps=steps, start_step=run.start_step,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _prepare(
+    params: PredictParams,
+    model: LoadedModel,
+    store: Store,
+    checkpoints: Store,
+    repo: SequenceRepository,
+    preds: PredictionRepository,
+    ids: Sequence[str],
+    owner: str,
+) -> tuple[PredictionRun, StepReader | None]:
+    """Build the engine and the plan: a fresh one, or the one of the checkpoint carried on."""
+    from segflow.checkpoint import CheckpointManager
+    from segflow.engine.engine import StreamingEngine
+
+    tag = params.model_tag
+    engine = StreamingEngine(
+        model.config, lanes=params.stream.lanes, segment_length=params.stream.segment_length
+    )
+    engine.model.set_weights(model.weights)
+    manager = CheckpointManager(checkpoints, predict_run_key(tag), keep=params.checkpoints.keep)
+    key = plan_key(params, model, store)
+    cursor = resumable(manager, repo, key)
+    if cursor is not None:
+        manager.restore(engine, manager.latest())
+        saved = SavedPlan.from_extra(cursor.extra)
+        entries, states = list(saved.entries), saved.states
+        base = saved.base.replace(flow_run_id=owner)
+        start = cursor.step
+    else:
+        _clear(manager)
+        entries, states = plan_entries(repo, preds, tag, ids, model, params.recompute)
+        base = PredictionMeta(
+            checkpoint=model.checkpoint,
+            config_hash=model.config.config_hash(),
+            weights_digest=model.digest,
+            flow_run_id=owner,
+            created=now_iso(),
+            head=model.config.head,
+            outputs=model.config.outputs,
+        )
+        start = 0
+    writer = PredictionWriter(preds, tag, [e for e in entries if e.action != "skip"], base)
+    run = PredictionRun(params, engine, manager, entries, states, writer, key, start)
+    if start == 0:
+        write_empty(run)
+    return run, _reader(repo, run)
+
+
+def _reader(repo: SequenceRepository, run: PredictionRun) -> StepReader | None:
+    """A step reader over the frames each scheduled entry still has to go through."""
+    from segflow.engine.pipeline import OffsetChunks, SequenceChunks, StepReader, ZarrChunks
+
+    if not any(e.frames for e in run.scheduled):
+        return None
+    sequences = []
+    for entry in run.scheduled:
+        chunks = ZarrChunks(repo.store, repo.frames(entry.id), entry.stop)
+        source = chunks if entry.offset == 0 else OffsetChunks(chunks, entry.offset)
+        sequences.append(SequenceChunks(entry.id, source))
+    return StepReader.from_sources(
+        sequences, lanes=run.engine.lanes, segment_length=run.engine.segment_length
+    )
+
+
+def _clear(manager: CheckpointManager) -> None:
+    """Drop a run's checkpoints (the run finished, or they belong to another plan)."""
+    manager.store.delete_prefix(manager.prefix)
