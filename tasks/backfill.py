@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
 
-from segflow.backfill import BackfillPlan, BackfillReport, Partition, PartitionResult, make_plan, run_partition
+from segflow.backfill import (
+    BackfillPlan,
+    BackfillReport,
+    Partition,
+    PartitionResult,
+    Submitter,
+    make_plan,
+    run_partition,
+)
 from segflow.config import BackfillParams
+from segflow.progress import StepEvent
 from tasks.progress import StepProgress, artifact_key
 
 #: Name of the CLI's partition bar (see :mod:`segflow.progress`).
@@ -29,9 +37,21 @@ def plan_task(params: BackfillParams) -> BackfillPlan:
     cache_policy=NO_CACHE,
     task_run_name="partition {partition.date}",
 )
-def partition_task(partition: Partition, params: BackfillParams, run_id: str | None) -> dict[str, Any]:
+def partition_task(
+    partition: Partition, params: BackfillParams, run_id: str | None
+) -> PartitionResult:
     """Ingest and predict one partition; a failure comes back as a ``failed`` result."""
-    return run_partition(partition, params, run_id=run_id).to_json()
+    return run_partition(partition, params, run_id=run_id)
+
+
+def partition_submitter(
+    params: BackfillParams, run_id: str | None
+) -> Submitter[PrefectFuture[PartitionResult]]:
+    """Start each partition as a :func:`partition_task` on the flow's task runner."""
+    return Submitter(
+        submit=lambda partition: partition_task.submit(partition, params, run_id),
+        as_completed=as_completed,
+    )
 
 
 class BackfillProgress:
@@ -49,8 +69,11 @@ class BackfillProgress:
         )
 
     def __call__(self, result: PartitionResult) -> None:
+        """Count ``result``'s partition as finished."""
         self.done += 1
-        self._steps({"frames": 1, "fraction": self.done / self.total})
+        self._steps(
+            StepEvent(frames=1, fraction=self.done / self.total, step=self.done, steps=self.total)
+        )
 
     def close(self) -> None:
         """Record the final count (short of all when an ordered run stopped) and finish the bar."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.backfill.archive import export_tiny_model
+
+if TYPE_CHECKING:
+    from segflow.config import BackfillParams
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +31,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture()
-def params_for(tmp_path: Path, checkpoints: str):  # noqa: ANN201 - a factory
+def params_for(tmp_path: Path, checkpoints: str) -> Callable[..., BackfillParams]:
     """Backfill parameters over ``tmp_path/archive`` into ``tmp_path/store``."""
     from segflow.config import BackfillParams, StoreConfig, StreamConfig, WriteConfig
 

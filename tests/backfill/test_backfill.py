@@ -1,15 +1,21 @@
-"""Backfills over a 10-day archive with one broken day: ordered and unordered, core and flow."""
+"""Backfills over a 10-day archive with one broken day: ordered and unordered, core and flow.
+
+The core tests run the executor production runs (:func:`run_plan`), with plain threads
+instead of Prefect tasks; the flow tests run it with Prefect's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from segflow.backfill import run_backfill
+from segflow.backfill import BackfillReport, make_plan, run_plan, thread_submitter
 from segflow.config import BackfillParams
 from storage import open_store
 from storage.predictions import PredictionRepository
@@ -20,8 +26,21 @@ BROKEN = "2026-01-05"
 Params = Callable[..., BackfillParams]
 
 
-def _statuses(report: object) -> dict[str, str]:
-    return {r.partition: r.status for r in report.rows}  # type: ignore[attr-defined]
+def run_backfill(params: BackfillParams) -> BackfillReport:
+    """Plan and run a backfill as the flow does, with threads instead of Prefect tasks."""
+    with ThreadPoolExecutor(max_workers=params.concurrency) as pool:
+        return run_plan(make_plan(params), params, thread_submitter(pool, params))
+
+
+def _report(state: Any) -> BackfillReport:
+    """The report a backfill flow run's state carries, whether it completed or failed."""
+    report = state.result(raise_on_failure=False)
+    assert isinstance(report, BackfillReport), report
+    return report
+
+
+def _statuses(report: BackfillReport) -> dict[str, str]:
+    return {r.partition: r.status for r in report.rows}
 
 
 def test_ordered_stops_at_the_broken_day_and_resumes_after_the_fix(
@@ -66,7 +85,9 @@ def test_ordered_predictions_continue_across_days(tmp_path: Path, params_for: Pa
     np.testing.assert_allclose(stepwise, expected, atol=1e-5)
 
 
-def test_unordered_runs_past_the_broken_day_and_lists_it(tmp_path: Path, params_for: Params) -> None:
+def test_unordered_runs_past_the_broken_day_and_lists_it(
+    tmp_path: Path, params_for: Params
+) -> None:
     dates = make_archive(tmp_path / "archive", broken=BROKEN)
     params = params_for(concurrency=3)
     first = run_backfill(params)
@@ -78,29 +99,45 @@ def test_unordered_runs_past_the_broken_day_and_lists_it(tmp_path: Path, params_
     write_day(tmp_path / "archive", BROKEN, seed=dates.index(BROKEN))
     second = run_backfill(params)
     assert _statuses(second) == {d: "done" if d == BROKEN else "skipped" for d in dates}
-    assert run_backfill(params_for(start="2026-01-02", end="2026-01-03", force=True)).counts["done"] == 2
+    forced = run_backfill(params_for(start="2026-01-02", end="2026-01-03", force=True))
+    assert forced.counts["done"] == 2
 
 
 # -- the flow and the command line (a temporary Prefect server) --------------------------------
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_flow_unordered_dry_run_then_run_then_nothing_to_do(tmp_path: Path, params_for: Params) -> None:
+def test_flow_unordered_dry_run_then_run_then_nothing_to_do(
+    tmp_path: Path, params_for: Params
+) -> None:
     from flows.backfill import backfill
 
     make_archive(tmp_path / "archive", count=4, broken="2026-01-02")
     dry = backfill(params_for(dry_run=True), return_state=True)
-    assert dry.is_completed() and dry.result()["counts"]["not run"] == 4
+    assert dry.is_completed() and _report(dry).counts["not run"] == 4
     assert not SequenceRepository(open_store(params_for().store.url)).store.list("backfills")
 
     state = backfill(params_for(concurrency=2), return_state=True)
     assert state.is_failed()
-    report = state.result(raise_on_failure=False)
-    assert report["counts"] == {"done": 3, "failed": 1, "skipped": 0, "not run": 0}
+    report = _report(state)
+    assert report.counts == {"done": 3, "failed": 1, "skipped": 0, "not run": 0}
+    assert [r.partition for r in report.failed] == ["2026-01-02"]
     write_day(tmp_path / "archive", "2026-01-02", seed=1)
-    assert backfill(params_for(), return_state=True).result()["counts"]["done"] == 1
+    assert _report(backfill(params_for(), return_state=True)).counts["done"] == 1
     again = backfill(params_for(), return_state=True)
-    assert again.is_completed() and "Nothing to do: all 4" in again.message
+    assert again.is_completed() and "Nothing to do: all 4" in str(again.message)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_ordered_stops_at_the_broken_day(tmp_path: Path, params_for: Params) -> None:
+    from flows.backfill import backfill
+
+    make_archive(tmp_path / "archive", count=3, broken="2026-01-02")
+    state = backfill(params_for(ordered=True), return_state=True)
+    report = _report(state)
+    assert state.is_failed() and _statuses(report) == {
+        "2026-01-01": "done", "2026-01-02": "failed", "2026-01-03": "not run"}
+    assert report.rows[0].mode == "ordered" and report.rows[0].sequences == ("cam1", "cam2")
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -95,7 +95,9 @@ DONE = {"identity": "i", "status": "done"}
         (DONE, True, "run", "forced"),  # --force redoes done days
     ],
 )
-def test_plan_decisions(marker: dict[str, str] | None, force: bool, action: str, reason: str) -> None:
+def test_plan_decisions(
+    marker: dict[str, str] | None, force: bool, action: str, reason: str
+) -> None:
     markers = {} if marker is None else {"2026-01-01": marker}
     (item,) = plan_backfill([_p("2026-01-01")], markers, force=force).items
     assert (item.action, item.reason) == (action, reason)

@@ -1,0 +1,256 @@
+"""Ingest, then predict: land sources in the store and predict the sequences they landed in.
+
+The one composition of ingest and prediction. The nightly job runs it over what arrived in
+its landing folder; a backfill runs it once per partition (:mod:`segflow.backfill.partition`).
+The two differ only in what a failed source means:
+
+* nightly (``partial=True``): the sequences that did land are still predicted, and the job
+  ends failed afterwards;
+* a backfill partition (``partial=False``): the day is one unit, so nothing is predicted and
+  the day is recorded as failed (a rerun completes it).
+
+A failed prediction is recorded in the result, never raised, so the caller can still report
+what landed. Only errors outside segflow's own (a bug, a lost connection while ingesting)
+propagate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from segflow.config import IngestParams, NightlyParams, PredictParams, SelectionConfig
+from segflow.errors import SegflowError, SourceNotFoundError
+from segflow.progress import StepCallback
+from storage.validation import require_positive_int
+
+if TYPE_CHECKING:  # both import their sources' and engine's stacks: loaded when first run
+    from segflow.ingest import IngestReport, IngestResult
+    from segflow.predicting import PredictReport
+
+__all__ = [
+    "LandingResult",
+    "NightlyReport",
+    "error_message",
+    "ingest_then_predict",
+    "nightly_ingest_params",
+    "nightly_pairs",
+    "nightly_predict_params",
+]
+
+#: Sources the nightly job ingests at once (as many as the ingest flow's thread runner).
+NIGHTLY_WORKERS = 2
+
+# Predictions of a model tag are written under the store's lock, which a second writer in the
+# same process would find taken: callers running concurrently (backfill partitions) ingest in
+# parallel but take turns to predict.
+_PREDICT_LOCK = threading.Lock()
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class LandingResult:
+    """What :func:`ingest_then_predict` did.
+
+    Attributes:
+        ingest: The ingest's report: one result per (uri, sequence id) pair, in order.
+        prediction: The prediction's report, or None when nothing was predicted.
+        predict_error: Why the prediction failed, or ``""``.
+    """
+
+    ingest: IngestReport
+    prediction: PredictReport | None = None
+    predict_error: str = ""
+
+    @property
+    def failed(self) -> tuple[IngestResult, ...]:
+        """The sources that failed to ingest."""
+        return self.ingest.failed
+
+    @property
+    def landed(self) -> tuple[str, ...]:
+        """The sequences that sources landed in, each once, in the order they landed."""
+        landed = (r.sequence_id for r in self.ingest.results if r.status != "failed")
+        return tuple(dict.fromkeys(landed))
+
+    @property
+    def frames(self) -> int:
+        """Frames ingested."""
+        return self.ingest.summary.frames
+
+    @property
+    def predicted(self) -> int:
+        """Frames the prediction streamed (0 when nothing was predicted)."""
+        return 0 if self.prediction is None else self.prediction.frames
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict: ``ingest``, ``prediction``, ``predict_error``."""
+        return {
+            "ingest": self.ingest.to_json(),
+            "prediction": None if self.prediction is None else self.prediction.to_json(),
+            "predict_error": self.predict_error,
+        }
+
+
+def ingest_then_predict(
+    pairs: Sequence[Pair],
+    ingest_params: IngestParams,
+    predict_params: PredictParams | None,
+    run_id: str | None = None,
+    *,
+    workers: int = 1,
+    partial: bool = True,
+    on_step: StepCallback | None = None,
+) -> LandingResult:
+    """Ingest ``pairs``, then predict the sequences they landed in.
+
+    Args:
+        pairs: ``(uri, sequence id)`` of each source, in order (appends land in this order).
+        ingest_params: How to ingest; its ``sources`` are not read (``pairs`` say what).
+        predict_params: Model, checkpoints and stream of the prediction, whose selection is
+            replaced by the landed sequences (sorted); None to ingest only.
+        run_id: Recorded by the prediction as its run and lock owner.
+        workers: Sources ingested at once; appends always land one after the other.
+        partial: Predict the landed sequences even if other sources failed.
+        on_step: Called after every prediction step.
+
+    Returns:
+        What was ingested and predicted; a failed prediction is in ``predict_error``.
+
+    Raises:
+        ConfigError: If ``workers`` is not a positive integer.
+
+    >>> ingest_then_predict([], IngestParams(sources=["unused"]), None).landed
+    ()
+    """
+    require_positive_int("workers", workers)
+    result = LandingResult(_ingest(pairs, ingest_params, workers))
+    ids = sorted(result.landed)
+    if predict_params is None or not ids or (result.failed and not partial):
+        return result
+    selected = predict_params.model_copy(update={"selection": SelectionConfig(ids=ids)})
+    try:
+        return replace(result, prediction=_predict(selected, run_id, on_step))
+    except Exception as error:  # noqa: BLE001 - recorded: the caller reports what landed too
+        return replace(result, predict_error=error_message(error))
+
+
+def error_message(error: BaseException) -> str:
+    """A one-line message: segflow's own errors as they are, others with their type.
+
+    >>> error_message(SegflowError("model 'm' not found"))
+    "model 'm' not found"
+    >>> error_message(KeyError("frames"))
+    "KeyError: 'frames'"
+    """
+    return str(error) if isinstance(error, SegflowError) else f"{type(error).__name__}: {error}"
+
+
+def _ingest(pairs: Sequence[Pair], params: IngestParams, workers: int) -> IngestReport:
+    from segflow.ingest import IngestReport
+    from segflow.ingest.batch import ingest_one
+
+    started = time.perf_counter()
+    if params.append or workers == 1 or len(pairs) < 2:  # appends to a sequence land in order
+        results = [ingest_one(uri, sid, params) for uri, sid in pairs]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda pair: ingest_one(pair[0], pair[1], params), pairs))
+    return IngestReport.build(results, seconds=time.perf_counter() - started)
+
+
+def _predict(
+    params: PredictParams, run_id: str | None, on_step: StepCallback | None
+) -> PredictReport:
+    from segflow.predicting import predict
+
+    with _PREDICT_LOCK:
+        return predict(params, run_id=run_id, on_step=on_step)
+
+
+# -- the nightly job -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NightlyReport:
+    """The outcome of a nightly run: what landed where, and what became of it.
+
+    Attributes:
+        landing: Where new recordings were looked for.
+        result: What was ingested and predicted; None when nothing landed.
+    """
+
+    landing: str
+    result: LandingResult | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether a source failed to ingest or the prediction failed."""
+        return self.result is not None and bool(self.result.failed or self.result.predict_error)
+
+    @property
+    def message(self) -> str:
+        """One line (more for failed sources) for the run's state and logs.
+
+        >>> NightlyReport("./landing").message
+        'nothing landed'
+        """
+        result = self.result
+        if result is None:
+            return "nothing landed"
+        if result.predict_error:
+            return f"predict failed: {result.predict_error}"
+        if result.failed:
+            return f"ingest failed: {result.ingest.failure_message()}"
+        return f"{len(result.landed)} sequences ingested and predicted"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict: ``landing``, ``message``, ``failed``, ``result``."""
+        return {
+            "landing": self.landing,
+            "message": self.message,
+            "failed": self.failed,
+            "result": None if self.result is None else self.result.to_json(),
+        }
+
+
+def nightly_ingest_params(params: NightlyParams) -> IngestParams:
+    """How the nightly job ingests: everything under ``params.landing``."""
+    return IngestParams(
+        sources=[params.landing],
+        store=params.store,
+        append=params.append,
+        source=params.source,
+        write=params.write,
+    )
+
+
+def nightly_predict_params(params: NightlyParams) -> PredictParams | None:
+    """How the nightly job predicts (its selection: what landed), or None if it does not."""
+    if not params.predict:
+        return None
+    return PredictParams(
+        store=params.store,
+        checkpoints=params.checkpoints,
+        model_tag=params.model_tag,
+        stream=params.stream,
+    )
+
+
+def nightly_pairs(params: NightlyParams) -> list[Pair]:
+    """``(uri, sequence id)`` of every source under ``params.landing``; none if it is missing.
+
+    Raises:
+        ConfigError: If two sources would land in the same sequence (unless appending).
+    """
+    from segflow.ingest.batch import plan_sources
+
+    try:
+        return plan_sources(nightly_ingest_params(params))
+    except SourceNotFoundError:
+        return []
