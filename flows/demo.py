@@ -11,8 +11,8 @@ Deploy or run by path: ``flows/demo.py:demo``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 
@@ -31,55 +31,68 @@ from segflow.config import (
     StreamConfig,
     TrainParams,
 )
+from segflow.demo import DemoMetrics, DemoPaths, DemoResult
+from segflow.report import Score
+from segflow.training import TrainReport
 from tasks.demo import plot_task, publish_demo_report, score_task, synth_task
 
 
 @flow(name="segflow-demo")
-def demo(params: DemoParams = DemoParams()) -> dict[str, Any]:
+def demo(params: DemoParams = DemoParams()) -> DemoResult:
     """Run synth → ingest → train (carried and reset) → predict → report."""
-    root = Path(params.workdir).resolve()
-    where = {
-        "sources": str(root / "sources"),
-        "store": str(root / "store"),
-        "checkpoints": str(root / "checkpoints"),
-        "tensorboard": str(root / "tensorboard"),
-        "plot": str(root / "plot.png"),
-    }
-    paths = synth_task(where["sources"], params)
-    store = StoreConfig(url=where["store"])
-    ingest(IngestParams(sources=paths, store=store, write={"segment_length": params.segment_length}))
-    ids = sorted(Path(p).stem for p in paths)
+    paths = DemoPaths.under(Path(params.workdir).resolve())
+    sources = synth_task(paths.sources, params)
+    store = StoreConfig(url=paths.store)
+    write = {"segment_length": params.segment_length}
+    ingest(IngestParams(sources=sources, store=store, write=write))
+    ids = sorted(Path(p).stem for p in sources)
     held_out = max(1, len(ids) // 4)
     train_ids, val_ids = ids[:-held_out], ids[-held_out:]
+    where = paths.to_json()
     reports = {
-        tag: train(_train_params(params, where, store, train_ids, val_ids, tag, reset))
+        tag: train(train_params(params, where, store, train_ids, val_ids, tag, reset))
         for tag, reset in (("demo-carried", False), ("demo-reset", True))
     }
     predict(
         PredictParams(
             store=store,
             selection=SelectionConfig(ids=val_ids),
-            checkpoints=CheckpointConfig(url=where["checkpoints"]),
+            checkpoints=CheckpointConfig(url=paths.checkpoints),
             model_tag="demo-carried",
             stream=StreamConfig(lanes=params.lanes, segment_length=params.segment_length),
         )
     )
-    stored = score_task(where["store"], "demo-carried", val_ids)
-    plot_task(where["store"], "demo-carried", val_ids[0], where["plot"], params.segment_length)
-    metrics = _metrics(reports, stored)
-    publish_demo_report(metrics, where)
-    return {"metrics": metrics, "where": where}
+    stored = score_task(paths.store, "demo-carried", val_ids)
+    plot_task(paths.store, "demo-carried", val_ids[0], paths.plot, params.segment_length)
+    result = DemoResult(_metrics(reports, stored), paths)
+    publish_demo_report(result)
+    return result
 
 
-def _train_params(
+def train_params(
     params: DemoParams,
-    where: dict[str, str],
+    where: Mapping[str, str],
     store: StoreConfig,
     train_ids: list[str],
     val_ids: list[str],
     tag: str,
     reset: bool,
 ) -> TrainParams:
+    """The parameters of training one of the demo's two models.
+
+    Args:
+        params: The demo's parameters (sizes, epochs, seed...).
+        where: The demo's paths by name (:meth:`segflow.demo.DemoPaths.to_json`); the
+            ``checkpoints`` and ``tensorboard`` entries are used.
+        store: The store the videos were ingested into.
+        train_ids: Sequences to train on.
+        val_ids: Held-out sequences to validate on.
+        tag: The model's tag.
+        reset: Reset the LSTM state every segment (the baseline) instead of carrying it.
+
+    Returns:
+        The train flow's parameters.
+    """
     model = ModelConfig(
         frame_shape=(params.size, params.size, 3),
         input_dtype="uint8",
@@ -107,12 +120,9 @@ def _train_params(
     )
 
 
-def _metrics(reports: dict[str, dict[str, Any]], stored: dict[str, float]) -> dict[str, float]:
-    carried = reports["demo-carried"]["history"][-1]
-    reset = reports["demo-reset"]["history"][-1]
-    return {
-        "carried_val": carried["val_accuracy"],
-        "reset_val": reset["val_accuracy"],
-        "carried_pred": stored["accuracy"],
-        "gap_points": 100 * (carried["val_accuracy"] - reset["val_accuracy"]),
-    }
+def _metrics(reports: Mapping[str, TrainReport], stored: Score) -> DemoMetrics:
+    return DemoMetrics(
+        carried_val=reports["demo-carried"].history[-1]["val_accuracy"],
+        reset_val=reports["demo-reset"].history[-1]["val_accuracy"],
+        carried_pred=stored.accuracy,
+    )

@@ -14,8 +14,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from segflow.config import IngestParams
-from segflow.ingest import summarize
-from segflow.ingest.run import IngestResult
+from segflow.ingest import IngestReport, IngestResult
 from segflow.ingest.batch import group_sources
 from tasks.ingest import (
     discover_sources,
@@ -24,17 +23,22 @@ from tasks.ingest import (
     publish_summary,
 )
 
-
 #: Sources ingested at once by the thread runner.
 WORKERS = 2
 
 
-@flow(name="segflow-ingest", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS), log_prints=True)
+@flow(
+    name="segflow-ingest",
+    # Prefect's annotation wants a TaskRunner of plain PrefectFutures (the type is invariant).
+    task_runner=ThreadPoolTaskRunner(max_workers=WORKERS),  # type: ignore[arg-type]
+    log_prints=True,
+)
 def ingest(params: IngestParams) -> State:
     """Ingest every source in ``params`` into the store.
 
-    Skips unchanged complete sequences, resumes interrupted ones, appends when asked. The run
-    ends Failed (after publishing its summary) if any source failed.
+    Skips unchanged complete sequences, resumes interrupted ones, appends when asked. The
+    state's data is the run's :class:`~segflow.ingest.IngestReport`; the run ends Failed
+    (after publishing its summary, and still with the report) if any source failed.
     """
     started = time.perf_counter()
     pairs = discover_sources(params)
@@ -42,18 +46,16 @@ def ingest(params: IngestParams) -> State:
         results = _run_sources(pairs, params)
     else:
         results = ingest_on_dask.with_options(task_runner=_dask_runner())(pairs, params)
-    summary = summarize([IngestResult(**r) for r in results], time.perf_counter() - started)
-    publish_summary(results, summary)
-    report = {"summary": summary.to_json(), "results": results}
-    if summary.failed:
-        failed = [r for r in results if r["status"] == "failed"]
-        return Failed(message=_failure_message(failed), data=report)
+    report = IngestReport.build(results, seconds=time.perf_counter() - started)
+    publish_summary(report)
+    if report.failed:
+        return Failed(message=report.failure_message(), data=report)
     return Completed(data=report)
 
 
 def _run_sources(
     pairs: list[tuple[str, str]], params: IngestParams, workers: int = WORKERS
-) -> list[dict[str, Any]]:
+) -> list[IngestResult]:
     if not pairs:
         return []
     if params.append:  # appends to one sequence must land in order: one task, in order
@@ -71,12 +73,6 @@ def _dask_runner() -> Any:
 
 
 @flow(name="segflow-ingest-dask")
-def ingest_on_dask(pairs: list[tuple[str, str]], params: IngestParams) -> list[dict[str, Any]]:
+def ingest_on_dask(pairs: list[tuple[str, str]], params: IngestParams) -> list[IngestResult]:
     """Ingest ``pairs`` on a Dask cluster (a local one unless configured)."""
     return _run_sources(pairs, params)
-
-
-
-def _failure_message(failed: list[dict[str, Any]]) -> str:
-    lines = [f"{r['sequence_id']}: {r['message']}" for r in failed]
-    return f"{len(failed)} source(s) failed:\n" + "\n".join(lines)

@@ -5,18 +5,17 @@ Deploy or run by path: ``flows/predict.py:predict``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.runtime import flow_run
 
 import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from segflow.config import PredictParams
+from segflow.predicting import PredictReport
 from tasks.predict import predict_task, publish_predict_report
 
 
 @flow(name="segflow-predict")
-def predict(params: PredictParams) -> dict[str, Any]:
+def predict(params: PredictParams) -> PredictReport:
     """Write predictions of the model ``params.model_tag`` to ``predictions/<tag>/``.
 
     Resumes an interrupted pass, continues grown sequences from their saved LSTM state, skips

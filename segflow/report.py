@@ -91,7 +91,7 @@ def plot_sequence(
         for start in range(segment_length, len(labels), 2 * segment_length):
             ax.axvspan(start, start + segment_length, color="grey", alpha=0.08, linewidth=0)
     if events is not None:
-        for frame in np.flatnonzero(events):
+        for frame in np.flatnonzero(events).tolist():
             ax.axvline(frame, color="orange", alpha=0.35, linewidth=1)
     ax.set_xlabel("frame")
     ax.set_ylabel("P(odd number of flashes)")

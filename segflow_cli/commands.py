@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,16 +16,20 @@ from segflow_cli.common import (
     EndpointOption,
     StoreOption,
     console,
+    endpoint_options,
     fail,
     load_config_file,
     locations,
     merge,
-    endpoint_options,
     validated,
 )
 from segflow_cli.progress import FrameProgress, PartitionBar
 from segflow_cli.runner import flow_report, run_flow
 from storage.urls import DEFAULT_STORE
+
+if TYPE_CHECKING:  # the reports' modules import the engine's stack: loaded when a command runs
+    from segflow.backfill import BackfillReport
+    from segflow.ingest import IngestReport
 
 __all__ = ["backfill", "demo", "ingest", "inspect", "predict", "train"]
 
@@ -33,16 +37,16 @@ __all__ = ["backfill", "demo", "ingest", "inspect", "predict", "train"]
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Paths, globs, directories or s3:// prefixes.")],
     store: StoreOption = DEFAULT_STORE,
-    sequence_id: Annotated[Optional[str], typer.Option("--id", help="Sequence id (one source).")] = None,
+    sequence_id: Annotated[str | None, typer.Option("--id", help="Sequence id (one source).")] = None,
     segment_length: Annotated[int, typer.Option(help="Frames per segment (time chunk).")] = 16,
-    labels: Annotated[Optional[str], typer.Option(help="Label file (one source).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Label file (one source).")] = None,
     append: Annotated[bool, typer.Option(help="Append to an existing sequence.")] = False,
     force: Annotated[bool, typer.Option(help="Re-ingest unchanged sources.")] = False,
     compression: Annotated[str, typer.Option(help="auto, lz4, zstd or none.")] = "auto",
-    resize: Annotated[Optional[str], typer.Option(help="Resize frames to HxW, e.g. 64x64.")] = None,
+    resize: Annotated[str | None, typer.Option(help="Resize frames to HxW, e.g. 64x64.")] = None,
     grayscale: Annotated[bool, typer.Option(help="Convert frames to one channel.")] = False,
-    label_column: Annotated[Optional[str], typer.Option(help="CSV label column.")] = None,
-    timestamp_column: Annotated[Optional[str], typer.Option(help="CSV timestamp column.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
+    timestamp_column: Annotated[str | None, typer.Option(help="CSV timestamp column.")] = None,
     dask: Annotated[bool, typer.Option("--dask", help="Run sources on a local Dask cluster.")] = False,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -82,51 +86,49 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 def _run_ingest(params: IngestParams, *, as_json: bool) -> None:
     from flows.ingest import ingest as ingest_flow
+    from segflow.ingest import IngestReport
 
     report, failed = flow_report(
-        ingest_flow, params, "ingest", FrameProgress(console, enabled=not as_json)
+        ingest_flow, params, "ingest", FrameProgress(console, enabled=not as_json),
+        expected=IngestReport,
     )
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         _print_ingest_report(report)
     if failed:
         raise typer.Exit(code=1)
 
 
-def _print_ingest_report(report: dict[str, Any]) -> None:
+def _print_ingest_report(report: IngestReport) -> None:
     table = Table(title="segflow ingest")
     for column in ("sequence", "status", "frames", "MB", "seconds", "note"):
         table.add_column(column)
-    for r in report["results"]:
-        style = {"failed": "red", "skipped": "dim"}.get(r["status"], "")
+    for r in report.results:
+        style = {"failed": "red", "skipped": "dim"}.get(r.status, "")
         table.add_row(
-            r["sequence_id"], f"[{style}]{r['status']}[/]" if style else r["status"],
-            str(r["frames"]), f"{r['bytes'] / 1e6:.1f}", f"{r['seconds']:.2f}", r["message"],
+            r.sequence_id, f"[{style}]{r.status}[/]" if style else r.status,
+            str(r.frames), f"{r.bytes / 1e6:.1f}", f"{r.seconds:.2f}", r.message,
         )
     console.print(table)
-    s = report["summary"]
-    console.print(
-        f"{s['written']} written, {s['appended']} appended, {s['skipped']} skipped, "
-        f"{s['failed']} failed; {s['frames']} frames, {s['bytes'] / 1e6:.1f} MB "
-        f"in {s['seconds']:.1f} s ({s['mb_per_s']:.1f} MB/s)"
-    )
+    console.print(report.summary.headline())
 
 
 def train(
     store: StoreOption = DEFAULT_STORE,
     checkpoints: Annotated[str, typer.Option(help="Local path or s3:// URL for checkpoints.")] = "./segflow-checkpoints",
-    config: Annotated[Optional[Path], typer.Option(help="JSON/YAML/TOML file of train parameters.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Passes over the sequences.")] = None,
-    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side.")] = None,
-    segment_length: Annotated[Optional[int], typer.Option(help="Frames per lane per step.")] = None,
-    model_tag: Annotated[Optional[str], typer.Option(help="Tag the model is exported under.")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON/YAML/TOML file of train parameters.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the sequences.")] = None,
+    lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
+    segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
+    model_tag: Annotated[str | None, typer.Option(help="Tag the model is exported under.")] = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Train the stateful LSTM on the store's sequences (resumes from the latest checkpoint)."""
     from flows.train import train as train_flow
     from segflow.config import TrainParams
+    from segflow.training import TrainReport
 
     overrides = {
         **locations(store, checkpoints, s3_endpoint),
@@ -135,15 +137,15 @@ def train(
         "stream": {"lanes": lanes, "segment_length": segment_length},
     }
     params = validated(TrainParams, merge(load_config_file(config), overrides))
-    report = run_flow(train_flow, params, "train")
+    report = run_flow(train_flow, params, "train", expected=TrainReport)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report.to_json(), indent=2))
         return
-    last = report["history"][-1] if report["history"] else {}
+    last = report.history[-1] if report.history else {}
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
     console.print(
-        f"trained [bold]{report['model_tag']}[/]: {report['epochs']} epochs, {report['steps']} steps"
-        f" ({metrics}); checkpoint {report['checkpoint']} in {checkpoints}"
+        f"trained [bold]{report.model_tag}[/]: {report.epochs} epochs, {report.steps} steps"
+        f" ({metrics}); checkpoint {report.checkpoint} in {checkpoints}"
     )
 
 
@@ -151,9 +153,9 @@ def predict(
     store: StoreOption = DEFAULT_STORE,
     checkpoints: Annotated[str, typer.Option(help="Where the trained model was exported.")] = "./segflow-checkpoints",
     model_tag: Annotated[str, typer.Option(help="The model's tag; predictions/<tag>/ in the store.")] = "default",
-    segment_length: Annotated[Optional[int], typer.Option(help="Frames per lane per step.")] = None,
-    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side.")] = None,
-    ids: Annotated[Optional[list[str]], typer.Option("--id", help="Only these sequences.")] = None,
+    segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
+    lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Only these sequences.")] = None,
     recompute: Annotated[bool, typer.Option(help="Recompute from frame 0.")] = False,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -161,6 +163,7 @@ def predict(
     """Predict every selected sequence with the model exported under --model-tag."""
     from flows.predict import predict as predict_flow
     from segflow.config import PredictParams
+    from segflow.predicting import PredictReport
 
     overrides = {
         **locations(store, checkpoints, s3_endpoint),
@@ -170,14 +173,18 @@ def predict(
         "recompute": recompute,
     }
     params = validated(PredictParams, merge({}, overrides))
-    report = run_flow(predict_flow, params, "predict")
+    report = run_flow(predict_flow, params, "predict", expected=PredictReport)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report.to_json(), indent=2))
         return
+    counts = {
+        "predicted": report.predicted, "continued": report.continued, "skipped": report.skipped,
+        "frames": report.frames, "steps": report.steps, "resumed_from": report.resumed_from,
+        "seconds": report.seconds,
+    }
     console.print(
-        f"predicted with [bold]{model_tag}[/]: " + ", ".join(
-            f"{k} {v}" for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-        )
+        f"predicted with [bold]{model_tag}[/]: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items() if v is not None)
     )
 
 
@@ -213,12 +220,13 @@ def inspect(
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("segflow-demo"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs of each model.")] = None,
-    videos: Annotated[Optional[int], typer.Option(help="Synthetic videos.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs of each model.")] = None,
+    videos: Annotated[int | None, typer.Option(help="Synthetic videos.")] = None,
 ) -> None:
     """Run the main job end to end: synth → ingest → train (carried vs reset) → predict → report."""
     from flows.demo import demo as demo_flow
     from segflow.config import DemoParams
+    from segflow.demo import DemoResult
 
     overrides = {"workdir": str(workdir), "seed": seed, "epochs": epochs, "videos": videos}
     params = validated(DemoParams, merge({}, overrides))
@@ -226,24 +234,24 @@ def demo(
         f"[bold]segflow demo[/]: {params.videos} synthetic videos of {params.frames} frames "
         f"({params.size}x{params.size}x3), label = odd number of flashes so far"
     )
-    result = run_flow(demo_flow, params, "demo")
-    metrics, where = result["metrics"], result["where"]
+    result = run_flow(demo_flow, params, "demo", expected=DemoResult)
+    metrics = result.metrics
     table = Table(title="memory across segments (held-out videos)")
     table.add_column("model")
     table.add_column("frame accuracy", justify="right")
-    table.add_row("state carried across segments", f"{metrics['carried_val']:.1%}")
-    table.add_row("state reset every segment", f"{metrics['reset_val']:.1%}")
-    table.add_row("stored predictions (carried)", f"{metrics['carried_pred']:.1%}")
+    table.add_row("state carried across segments", f"{metrics.carried_val:.1%}")
+    table.add_row("state reset every segment", f"{metrics.reset_val:.1%}")
+    table.add_row("stored predictions (carried)", f"{metrics.carried_pred:.1%}")
     Console().print(table)
-    console.print(f"gap: [bold]{metrics['gap_points']:.1f} points[/]")
-    for what, path in where.items():
+    console.print(f"gap: [bold]{metrics.gap_points:.1f} points[/]")
+    for what, path in result.paths.to_json().items():
         console.print(f"{what:>12}: {path}")
     console.print("Prefect artifacts: demo-report (markdown), demo-plot (link), ingest-summary.")
 
 
 def backfill(
-    start: Annotated[Optional[str], typer.Option(help="First day, YYYY-MM-DD (default: the archive's first).")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Last day, YYYY-MM-DD (default: the archive's last).")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: the archive's first).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: the archive's last).")] = None,
     archive: Annotated[str, typer.Option(help="Local path or s3:// prefix of YYYY-MM-DD/ folders.")] = "./archive",
     store: StoreOption = DEFAULT_STORE,
     checkpoints: Annotated[str, typer.Option(help="Where the model was exported.")] = "./segflow-checkpoints",
@@ -253,13 +261,14 @@ def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would run.")] = False,
     concurrency: Annotated[int, typer.Option(help="Partitions at once (unordered).")] = 4,
     predict: Annotated[bool, typer.Option(help="Predict each partition after ingesting it.")] = True,
-    segment_length: Annotated[Optional[int], typer.Option(help="Frames per segment (ingest and predict).")] = None,
-    lanes: Annotated[Optional[int], typer.Option(help="Sequences side by side when predicting.")] = None,
+    segment_length: Annotated[int | None, typer.Option(help="Frames per segment (ingest and predict).")] = None,
+    lanes: Annotated[int | None, typer.Option(help="Sequences side by side when predicting.")] = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest and predict an archive partitioned by date, skipping days already done."""
     from flows.backfill import backfill as backfill_flow
+    from segflow.backfill import BackfillReport
     from segflow.config import BackfillParams
 
     overrides = {
@@ -271,30 +280,31 @@ def backfill(
     }
     params = validated(BackfillParams, merge({}, overrides))
     report, failed = flow_report(
-        backfill_flow, params, "backfill", PartitionBar(console, enabled=not (as_json or dry_run))
+        backfill_flow, params, "backfill", PartitionBar(console, enabled=not (as_json or dry_run)),
+        expected=BackfillReport,
     )
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         _print_backfill(report)
     if failed:
         raise typer.Exit(code=1)
 
 
-def _print_backfill(report: dict[str, Any]) -> None:
-    rows = [r for r in report["rows"] if r["status"] != "skipped"]
+def _print_backfill(report: BackfillReport) -> None:
+    rows = [r for r in report.rows if r.status != "skipped"]
     if rows:
-        title = "segflow backfill (dry run)" if report["dry_run"] else "segflow backfill"
+        title = "segflow backfill (dry run)" if report.dry_run else "segflow backfill"
         table = Table(title=title)
         for column in ("partition", "status", "sequences", "frames", "seconds", "note"):
             table.add_column(column)
         for r in rows:
-            status = "would run" if report["dry_run"] else r["status"]
-            style = {"failed": "red", "not run": "dim"}.get(r["status"], "")
+            status = "would run" if report.dry_run else r.status
+            style = {"failed": "red", "not run": "dim"}.get(r.status, "")
             table.add_row(
-                r["partition"], f"[{style}]{status}[/]" if style else status, str(len(r["sequences"])),
-                str(r["frames"]), f"{r['seconds']:.2f}", r["message"],
+                r.partition, f"[{style}]{status}[/]" if style else status, str(len(r.sequences)),
+                str(r.frames), f"{r.seconds:.2f}", r.message,
             )
         Console().print(table)
-    console.print(report["headline"])
+    console.print(report.headline())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,24 +12,39 @@ from rich.console import Console
 from segflow.errors import SegflowError
 
 __all__ = [
-    "EndpointOption", "StoreOption", "console", "fail", "load_config_file", "locations", "merge",
-    "endpoint_options", "validated",
+    "EndpointOption",
+    "StoreOption",
+    "console",
+    "endpoint_options",
+    "fail",
+    "load_config_file",
+    "locations",
+    "merge",
+    "validated",
 ]
 
 console = Console(stderr=True)
 
+ModelT = TypeVar("ModelT")
+
 StoreOption = Annotated[str, typer.Option("--store", help="Local path or s3://bucket/prefix.")]
 EndpointOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--s3-endpoint", envvar="SEGFLOW_S3_ENDPOINT_URL", help="S3 endpoint URL."),
 ]
 
 
 def endpoint_options(endpoint: str | None) -> dict[str, Any] | None:
+    """Storage options that point S3 at ``endpoint`` (None: the default endpoint).
+
+    >>> endpoint_options("http://localhost:9000"), endpoint_options(None)
+    ({'endpoint_url': 'http://localhost:9000'}, None)
+    """
     return {"endpoint_url": endpoint} if endpoint else None
 
 
 def fail(error: Exception | str) -> typer.Exit:
+    """Print ``error`` and return the exit (status 1) for the caller to raise."""
     console.print(f"[bold red]error:[/] {error}")
     return typer.Exit(code=1)
 
@@ -77,7 +92,7 @@ def locations(store: str, checkpoints: str, s3_endpoint: str | None) -> dict[str
     }
 
 
-def validated(model: Any, data: dict[str, Any]) -> Any:
+def validated(model: type[ModelT], data: dict[str, Any]) -> ModelT:
     """Build the parameter model ``model`` from ``data``; exit with the error if invalid."""
     try:
         return model(**data)

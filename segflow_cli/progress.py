@@ -74,40 +74,50 @@ class FrameProgress:
 
 
 class PartitionBar:
-    """A Rich bar of finished partitions; receives only the backfill's progress events."""
+    """A Rich bar of finished partitions; receives only the backfill's progress events.
+
+    Args:
+        console: Where to draw.
+        enabled: Draw nothing when False (e.g. with ``--json`` or ``--dry-run``).
+    """
+
+    #: The name the backfill reports its partitions under.
+    NAME = "backfill"
 
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
-        self._console = console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self._enabled = enabled
         self._progress = Progress(
-            TextColumn("[bold]backfill"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
-            TimeElapsedColumn(), console=self._console,
+            TextColumn("[bold]backfill"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("partitions"),
+            TimeElapsedColumn(),
+            console=console,
         )
-        self._task: Any = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> PartitionBar:
-        from segflow import progress
-
         if self._enabled:
             self._progress.start()
             progress.set_reporter(self)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        from segflow import progress
-
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         progress.set_reporter(None)
         if self._enabled:
             self._progress.stop()
 
     def start(self, name: str, total: int | None) -> None:
-        if name == "backfill":
-            self._task = self._progress.add_task("backfill", total=total)
+        if name == self.NAME:
+            self._task = self._progress.add_task(self.NAME, total=total)
 
     def advance(self, name: str, frames: int) -> None:
-        if name == "backfill" and self._task is not None:
+        if name == self.NAME and self._task is not None:
             self._progress.advance(self._task, frames)
 
     def finish(self, name: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from prefect import task
@@ -11,11 +11,15 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from segflow.config import DemoParams
-from segflow.report import markdown_table, plot_sequence, score
+from segflow.demo import DemoResult
+from segflow.errors import ConfigError
+from segflow.report import Score, markdown_table, plot_sequence, score
 from segflow.synth import synth_videos
 from storage import open_store
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
+
+Reader = Callable[[str], np.ndarray]
 
 
 @task(name="synthesize-videos", cache_policy=NO_CACHE)
@@ -34,21 +38,25 @@ def synth_task(out_dir: str, params: DemoParams) -> list[str]:
     )
 
 
-def _readers(store_url: str, model_tag: str) -> tuple[Any, Any]:
+def _readers(store_url: str, model_tag: str) -> tuple[Reader, Reader]:
+    """Readers of a sequence's stored predictions of ``model_tag``, and of its labels."""
     sequences = SequenceRepository(open_store(store_url))
     predictions = PredictionRepository(open_store(store_url))
-    return (
-        lambda i: predictions.read(model_tag, i),
-        lambda i: sequences.labels(i)[: sequences.meta(i).length],
-    )
+
+    def read_labels(sequence_id: str) -> np.ndarray:
+        labels = sequences.labels(sequence_id)
+        if labels is None:
+            raise ConfigError(f"Sequence {sequence_id!r} has no labels to score against.")
+        return np.asarray(labels[: sequences.meta(sequence_id).length])
+
+    return lambda i: predictions.read(model_tag, i), read_labels
 
 
 @task(name="score-predictions", cache_policy=NO_CACHE)
-def score_task(store_url: str, model_tag: str, ids: list[str]) -> dict[str, float]:
+def score_task(store_url: str, model_tag: str, ids: list[str]) -> Score:
     """Frame accuracy of the stored predictions of ``model_tag`` on ``ids``."""
     read_outputs, read_labels = _readers(store_url, model_tag)
-    result = score(ids, read_outputs, read_labels)
-    return {"accuracy": result.accuracy, "frames": result.frames}
+    return score(ids, read_outputs, read_labels)
 
 
 @task(name="plot-sequence", cache_policy=NO_CACHE)
@@ -57,7 +65,7 @@ def plot_task(
 ) -> str:
     """Draw one sequence's predictions against its labels to a PNG; link it as an artifact."""
     read_outputs, read_labels = _readers(store_url, model_tag)
-    labels = np.asarray(read_labels(sequence_id)).reshape(-1)
+    labels = read_labels(sequence_id).reshape(-1)
     events = np.diff(labels, prepend=0) != 0
     curve = np.asarray(read_outputs(sequence_id)).reshape(len(labels), -1)[:, 0]
     path = plot_sequence(
@@ -71,18 +79,22 @@ def plot_task(
 
 
 @task(name="publish-demo-report", cache_policy=NO_CACHE)
-def publish_demo_report(metrics: dict[str, Any], where: dict[str, str]) -> str:
+def publish_demo_report(result: DemoResult) -> str:
     """Publish the demo's metrics table as a markdown artifact; return the markdown."""
+    metrics = result.metrics
     rows = [
-        ["carried state (segflow)", f"{metrics['carried_val']:.1%}", f"{metrics['carried_pred']:.1%}"],
-        ["state reset every segment", f"{metrics['reset_val']:.1%}", "-"],
+        ["carried state (segflow)", f"{metrics.carried_val:.1%}", f"{metrics.carried_pred:.1%}"],
+        ["state reset every segment", f"{metrics.reset_val:.1%}", "-"],
     ]
+    where = result.paths.to_json()
     body = "\n\n".join(
         [
             "# segflow demo: memory across segments",
             "Label of each frame: has an odd number of flashes happened so far? Held-out videos.",
-            markdown_table(["model", "validation accuracy", "accuracy of stored predictions"], rows),
-            f"Gap: **{metrics['gap_points']:.1f} points**.",
+            markdown_table(
+                ["model", "validation accuracy", "accuracy of stored predictions"], rows
+            ),
+            f"Gap: **{metrics.gap_points:.1f} points**.",
             markdown_table(["what", "where"], [[k, f"`{v}`"] for k, v in where.items()]),
         ]
     )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from segflow import progress
+from segflow.progress import StepEvent
 
 
 class StepProgress:
-    """Receives ``on_step`` events ``{step, steps, frames, ...}`` from a core run.
+    """Receives the :class:`~segflow.progress.StepEvent` of every step of a core run.
 
     Updates the Prefect progress artifact at most every ``interval`` seconds, so reporting
     costs nothing measurable, and advances the CLI's bar (if one is installed) every step.
@@ -35,8 +36,9 @@ class StepProgress:
         description: str | None = None,
         interval: float = 5.0,
     ) -> None:
-        self._artifact: UUID = create_progress_artifact(
-            progress=0.0, key=key, description=description or name
+        # Called from a sync task, the artifact helper returns the id (not a coroutine).
+        self._artifact = cast(
+            UUID, create_progress_artifact(progress=0.0, key=key, description=description or name)
         )
         self._name = name
         self._total = total
@@ -44,16 +46,15 @@ class StepProgress:
         self._last = 0.0
         self._frames: Callable[[int], None] | None = None
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: StepEvent) -> None:
+        """Advance the CLI bar by ``event.frames``; update the artifact if it is time."""
         if self._frames is None:
-            total = event.get("total_frames", self._total)
-            self._frames = progress.frames_callback(self._name, total)
-        self._frames(int(event.get("frames", 0)))
+            self._frames = progress.frames_callback(self._name, self._total)
+        self._frames(event.frames)
         now = time.monotonic()
         if now - self._last >= self._interval:
             self._last = now
-            done = float(event.get("fraction", 0.0))
-            update_progress_artifact(self._artifact, progress=100.0 * min(1.0, done))
+            update_progress_artifact(self._artifact, progress=100.0 * min(1.0, event.fraction))
 
     def close(self, fraction: float = 1.0) -> None:
         """Record ``fraction`` done (all of it by default) and finish the CLI bar."""

@@ -2,44 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from segflow.config import TrainParams
 from segflow.report import markdown_table
-from segflow.training import train
+from segflow.training import TrainReport, train
 from tasks.progress import StepProgress, artifact_key
 
 
 @task(name="train-model", cache_policy=NO_CACHE, task_run_name="train {params.model_tag}")
-def train_task(params: TrainParams) -> dict[str, Any]:
+def train_task(params: TrainParams) -> TrainReport:
     """Train (or resume) the model of ``params``; progress goes to an artifact and the CLI."""
-    progress = StepProgress(artifact_key("train-progress", params.model_tag), f"train {params.model_tag}")
-
-    def on_step(event: dict[str, Any]) -> None:
-        done = event["epoch"] * event["steps_per_epoch"] + event["step"]
-        total = max(1, event["epochs"] * event["steps_per_epoch"])
-        progress({**event, "fraction": done / total})
-
+    tag = params.model_tag
+    progress = StepProgress(artifact_key("train-progress", tag), f"train {tag}")
     try:
-        return train(params, on_step=on_step).to_json()
+        return train(params, on_step=progress)
     finally:
         progress.close()
 
 
 @task(name="publish-train-report", cache_policy=NO_CACHE)
-def publish_train_report(report: dict[str, Any]) -> None:
+def publish_train_report(report: TrainReport) -> None:
     """Publish the per-epoch history as a markdown artifact."""
-    history = report["history"]
+    history = report.history
     metrics = sorted({k for row in history for k in row})
-    rows = [[i + 1, *(f"{row.get(k, float('nan')):.4f}" for k in metrics)] for i, row in enumerate(history)]
+    rows = [
+        [i + 1, *(f"{row.get(k, float('nan')):.4f}" for k in metrics)]
+        for i, row in enumerate(history)
+    ]
     body = (
-        f"# segflow train `{report['model_tag']}`\n\n"
-        f"{report['epochs']} epochs, {report['steps']} steps, {report['frames']} frames; "
-        f"checkpoint `{report['checkpoint']}`, config hash `{report['config_hash'][:12]}`.\n\n"
+        f"# segflow train `{report.model_tag}`\n\n"
+        f"{report.epochs} epochs, {report.steps} steps, {report.frames} frames; "
+        f"checkpoint `{report.checkpoint}`, config hash `{report.config_hash[:12]}`.\n\n"
         + markdown_table(["epoch", *metrics], rows)
     )
-    create_markdown_artifact(key=artifact_key("train", report["model_tag"]), markdown=body)
+    create_markdown_artifact(key=artifact_key("train", report.model_tag), markdown=body)

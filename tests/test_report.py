@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segflow.demo import DemoMetrics, DemoPaths, DemoResult
 from segflow.report import markdown_table, plot_sequence, predicted_classes, score
 
 
@@ -41,3 +42,14 @@ def test_markdown_table_and_plot(tmp_path: Path) -> None:
     path = plot_sequence(tmp_path / "p.png", "s", labels, {"m": labels * 0.9},
                          events=np.diff(labels, prepend=0) != 0, segment_length=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_result_json() -> None:
+    metrics = DemoMetrics(carried_val=0.9, reset_val=0.55, carried_pred=0.875)
+    result = DemoResult(metrics, DemoPaths.under(Path("/w")))
+    document = result.to_json()
+    assert document["metrics"] == pytest.approx(
+        {"carried_val": 0.9, "reset_val": 0.55, "carried_pred": 0.875, "gap_points": 35.0}
+    )
+    assert list(document["where"]) == ["sources", "store", "checkpoints", "tensorboard", "plot"]
+    assert document["where"]["plot"] == str(Path("/w") / "plot.png")

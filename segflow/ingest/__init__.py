@@ -2,10 +2,11 @@
 
 from segflow.ingest.plan import IngestPlan, plan_ingest
 from segflow.ingest.run import IngestResult, ingest_source
-from segflow.ingest.summary import IngestSummary, results_table, summarize
+from segflow.ingest.summary import IngestReport, IngestSummary, results_table, summarize
 
 __all__ = [
     "IngestPlan",
+    "IngestReport",
     "IngestResult",
     "IngestSummary",
     "ingest_source",

@@ -8,6 +8,7 @@ import pytest
 
 from flows.demo import demo
 from segflow.config import DemoParams
+from segflow.demo import DemoResult
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -18,9 +19,11 @@ def test_demo_flow_writes_everything(tmp_path: Path) -> None:
         segment_length=8, units=4,
     )
     result = demo(params)
-    metrics, where = result["metrics"], result["where"]
+    assert isinstance(result, DemoResult)
+    metrics = result.to_json()["metrics"]
     assert set(metrics) == {"carried_val", "reset_val", "carried_pred", "gap_points"}
-    assert 0.0 <= metrics["carried_pred"] <= 1.0
-    assert Path(where["plot"]).stat().st_size > 10_000
-    assert any(Path(where["tensorboard"]).rglob("events.out.tfevents.*"))
-    assert (Path(where["store"]) / "predictions" / "demo-carried").is_dir()
+    assert 0.0 <= result.metrics.carried_pred <= 1.0
+    paths = result.paths
+    assert Path(paths.plot).stat().st_size > 10_000
+    assert any(Path(paths.tensorboard).rglob("events.out.tfevents.*"))
+    assert (Path(paths.store) / "predictions" / "demo-carried").is_dir()

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.ingest import ingest
-from segflow_cli.app import app
 from segflow.config import IngestParams, StoreConfig, WriteConfig
+from segflow.ingest import IngestReport
+from segflow_cli.app import app
 from storage import open_store
 from storage.sequences import SequenceRepository
 
@@ -56,11 +57,13 @@ def test_flow_writes_summary_and_skips_on_rerun(tmp_path: Path) -> None:
     state = ingest(params, return_state=True)
     assert state.is_completed()
     report = state.result()
-    assert report["summary"]["written"] == 3 and report["summary"]["frames"] == 63
+    assert isinstance(report, IngestReport)
+    assert report.summary.written == 3 and report.summary.frames == 63
+    assert [r.sequence_id for r in report.results] == ["s0", "s1", "s2"]
     artifact = _artifact_of_run("ingest-summary", state.state_details.flow_run_id)
     assert artifact is not None and "3 written" in artifact.description
     rerun = ingest(params, return_state=True).result()
-    assert rerun["summary"]["skipped"] == 3 and rerun["summary"]["written"] == 0
+    assert rerun.summary.skipped == 3 and rerun.summary.written == 0
 
 
 def test_flow_fails_on_bad_source_but_keeps_others(tmp_path: Path) -> None:
@@ -75,6 +78,8 @@ def test_flow_fails_on_bad_source_but_keeps_others(tmp_path: Path) -> None:
     state = ingest(params, return_state=True)
     assert state.is_failed()
     assert "bad.npy" in state.message and "NaN" in state.message
+    report = state.result(raise_on_failure=False)
+    assert [r.sequence_id for r in report.failed] == ["bad"] and report.summary.written == 1
     repo = SequenceRepository(open_store(tmp_path / "store"))
     assert repo.ids() == ["good"] and repo.info("good").complete
 
@@ -85,6 +90,12 @@ def test_cli_ingest_then_inspect_json(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     result = runner.invoke(app, ["ingest", src, "--store", store, "--id", "c1", "--segment-length", "8", "--json"])
     assert result.exit_code == 0, result.output
+    ingested = json.loads(result.stdout)
+    assert list(ingested) == ["summary", "results"] and ingested["summary"]["written"] == 1
+    assert ingested["results"][0]["sequence_id"] == "c1" and ingested["results"][0]["frames"] == 33
+    result = runner.invoke(app, ["ingest", src, "--store", store, "--id", "c1"])
+    assert result.exit_code == 0, result.output
+    assert "0 written, 0 appended, 1 skipped, 0 failed" in result.output
     result = runner.invoke(app, ["inspect", "--store", store, "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -125,6 +136,6 @@ def test_flow_on_dask_cluster(tmp_path: Path) -> None:
     )
     state = ingest(params, return_state=True)
     assert state.is_completed(), state.message
-    assert state.result()["summary"]["written"] == 3
+    assert state.result().summary.written == 3
     repo = SequenceRepository(open_store(tmp_path / "store"))
     assert [repo.info(i).length for i in repo.ids()] == [12, 13, 14]

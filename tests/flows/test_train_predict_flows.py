@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from flows.predict import predict
 from flows.train import train
-from segflow_cli.app import app
 from segflow.config import (
     CheckpointConfig,
     ModelConfig,
@@ -20,6 +19,9 @@ from segflow.config import (
     StreamConfig,
     TrainParams,
 )
+from segflow.predicting import PredictReport
+from segflow.training import TrainReport
+from segflow_cli.app import app
 from storage import open_store
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
@@ -53,7 +55,8 @@ def _train_params(store: str, tmp_path: Path) -> TrainParams:
 
 def test_train_then_predict_flows(store: str, tmp_path: Path) -> None:
     report = train(_train_params(store, tmp_path))
-    assert report["epochs"] == 2 and len(report["history"]) == 2
+    assert isinstance(report, TrainReport)
+    assert report.epochs == 2 and len(report.history) == 2
     params = PredictParams(
         store=StoreConfig(url=store),
         checkpoints=CheckpointConfig(url=str(tmp_path / "ckpt")),
@@ -61,12 +64,14 @@ def test_train_then_predict_flows(store: str, tmp_path: Path) -> None:
         stream=StreamConfig(lanes=3, segment_length=5),
     )
     first = predict(params)
-    assert first["predicted"] == 3 and first["frames"] == 96
+    assert isinstance(first, PredictReport)
+    assert first.predicted == 3 and first.frames == 96
+    assert [row.id for row in sorted(first.sequences, key=lambda row: row.id)] == ["s0", "s1", "s2"]
     predictions = PredictionRepository(open_store(store))
     assert predictions.read("m1", "s1").shape == (41, 1)
     assert predictions.meta("m1", "s1").complete
     again = predict(params)
-    assert again["skipped"] == 3 and again["frames"] == 0
+    assert again.skipped == 3 and again.frames == 0
 
 
 def test_cli_train_and_predict(store: str, tmp_path: Path) -> None:
@@ -85,7 +90,14 @@ def test_cli_train_and_predict(store: str, tmp_path: Path) -> None:
               "--segment-length", "4", "--lanes", "1", "--json"],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["predicted"] == 3
+    predicted = json.loads(result.stdout)
+    assert predicted["predicted"] == 3 and predicted["model_tag"] == "cli"
+    assert {row["id"] for row in predicted["sequences"]} == {"s0", "s1", "s2"}
+    result = runner.invoke(
+        app, ["predict", "--store", store, "--checkpoints", ckpt, "--model-tag", "cli"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "predicted 0, continued 0, skipped 3, frames 0" in result.output
 
 
 @pytest.mark.parametrize(

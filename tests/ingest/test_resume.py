@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segflow.ingest import ingest_source
 from segflow.config import WriteConfig
+from segflow.ingest import ingest_source
 from storage import open_store
 from storage.sequences import SequenceRepository
 
