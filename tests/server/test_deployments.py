@@ -27,7 +27,7 @@ from tests.server.conftest import ROOT, Server, stop_group, wait_until
 
 DEPLOYMENTS = {
     "segflow-ingest/ingest", "segflow-train/train", "segflow-predict/predict",
-    "segflow-backfill/backfill", "segflow-nightly/nightly",
+    "segflow-backfill/backfill", "segflow-nightly/nightly", "segflow-demo/demo",
 }
 UTC = datetime.timezone.utc
 
@@ -63,7 +63,7 @@ def served(
     export_tiny_model(str(work / "ckpt"), "m")
     log = work / "serve.log"
     command = [
-        sys.executable, "-m", "segflow", "serve", "--store", str(work / "store"),
+        sys.executable, "-m", "segflow_cli", "serve", "--store", str(work / "store"),
         "--checkpoints", str(work / "ckpt"), "--landing", str(landing),
         "--archive", str(work / "archive"), "--model-tag", "m",
     ]
