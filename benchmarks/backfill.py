@@ -22,19 +22,20 @@ import argparse
 import datetime
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import print_table, write_results
+from benchmarks._common import Goal, Target, finish
 from segflow.backfill import (
     PartitionResult,
-    _local_files,
-    _identity,
     list_partitions,
+    local_files,
     make_plan,
     marker_key,
+    partition_identity,
     update_index,
     write_marker,
 )
@@ -42,6 +43,14 @@ from segflow.config import BackfillParams, StoreConfig
 from storage import open_store
 
 TAG = "bench"
+
+#: Seconds for segflow's planner to decide that every partition is done.
+PLAN_SECONDS = Target("plan seconds", "<=", 30)
+#: Seconds for the backfill flow, on a Prefect server, to decide there is nothing to do.
+FLOW_SECONDS = Target("backfill flow seconds", "<=", 30)
+#: Flow runs the backfill creates up front: one, never one per partition.
+FLOW_RUNS = Target("backfill flow runs", "==", 1)
+GOALS = (PLAN_SECONDS, FLOW_SECONDS, FLOW_RUNS)
 
 
 def build(root: Path, count: int) -> BackfillParams:
@@ -57,7 +66,8 @@ def build(root: Path, count: int) -> BackfillParams:
     for result in results:
         write_marker(store, TAG, result)
     update_index(store, TAG, add=results)
-    return BackfillParams(archive=str(archive), store=StoreConfig(url=str(store_dir)), model_tag=TAG)
+    store_config = StoreConfig(url=str(store_dir))
+    return BackfillParams(archive=str(archive), store=store_config, model_tag=TAG)
 
 
 def naive_plan(params: BackfillParams) -> int:
@@ -65,7 +75,7 @@ def naive_plan(params: BackfillParams) -> int:
     store = open_store(params.store.url)
     skipped = 0
     for entry in sorted(os.scandir(params.archive), key=lambda e: e.name):
-        identity = _identity(_local_files(entry.path))
+        identity = partition_identity(local_files(entry.path))
         key = marker_key(params.model_tag, entry.name)
         if store.exists(key):
             marker = json.loads(store.read_bytes(key))
@@ -102,10 +112,20 @@ def flow_on_server(params: BackfillParams) -> dict[str, float]:
     return {"seconds": seconds, "flow_runs": flow_runs, "task_runs": task_runs}
 
 
-def main() -> None:
+def goals(partitions: int, plan_seconds: float, flow: dict[str, float] | None) -> list[Goal]:
+    """Every goal measured (the flow's only when the flow ran)."""
+    checked = [PLAN_SECONDS.check(plan_seconds, qualifier=f"{partitions:,} partitions")]
+    if flow is not None:
+        checked += [FLOW_SECONDS.check(flow["seconds"]), FLOW_RUNS.check(flow["flow_runs"])]
+    return checked
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partitions", type=int, default=10_000)
-    parser.add_argument("--no-flow", action="store_true", help="Skip the Prefect flow part.")
+    parser.add_argument(
+        "--no-flow", action="store_true", help="Skip the Prefect flow part (and its goals)."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="segflow-bench-backfill-") as tmp:
         started = time.perf_counter()
@@ -122,11 +142,7 @@ def main() -> None:
         "naive_seconds": naive,
         "speedup_vs_naive": naive / ours,
         "flow": flow,
-        "goal_seconds": 30.0,
-        "goal_met": ours <= 30.0 and (flow is None or (flow["seconds"] <= 30 and flow["flow_runs"] == 1)),
     }
-    path = write_results("backfill", result)
-    print(f"results: {path}")
     rows = [
         ["segflow plan (scandir + 1 listing + index)", ours, plan.skipped, "-", "-"],
         ["naive (stat + marker GET per partition)", naive, naive_skipped, "-", "-"],
@@ -134,9 +150,13 @@ def main() -> None:
     if flow is not None:
         rows.append(["backfill flow on a Prefect server", flow["seconds"], args.partitions,
                      flow["flow_runs"], flow["task_runs"]])
-    print(f"\n{args.partitions:,} partitions, all done; naive/segflow = {naive / ours:.1f}x; goal <= 30 s, 1 flow run")
-    print_table(["what", "seconds", "skipped", "flow runs", "task runs"], rows)
+    summary = (f"\n{args.partitions:,} partitions, all done; naive/segflow = {naive / ours:.1f}x; "
+               f"goal {PLAN_SECONDS} s, {FLOW_RUNS.threshold:g} flow run")
+    return finish(
+        "backfill", result, goals(args.partitions, ours, flow),
+        (["what", "seconds", "skipped", "flow runs", "task runs"], rows), notes=[summary],
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

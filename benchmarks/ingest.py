@@ -22,12 +22,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from benchmarks._common import peak_rss_bytes, print_table, write_results
+from benchmarks._common import Goal, Target, finish, peak_rss_bytes
 
 SEGMENT = 16
+
+#: Zarr (uncompressed) write throughput against raw files, checked on each sequence size.
+ZARR_VS_RAW = Target("zarr (none) / raw MB/s", ">=", 0.8)
+#: Peak RSS of one ingest (checked on the 1x and the 4x run).
+PEAK_RSS_MB = Target("peak RSS MB", "<", 1500)
+#: Peak RSS does not grow with the sequence's length.
+RSS_4X_VS_1X = Target("peak RSS 4x / 1x", "<=", 1.1)
+GOALS = (ZARR_VS_RAW, PEAK_RSS_MB, RSS_4X_VS_1X)
 
 
 def smooth_frames(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -37,7 +46,8 @@ def smooth_frames(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
     base = (np.add.outer(np.arange(h), np.arange(w)) % 256).astype(np.uint8)
     out = np.empty((n, *shape), dtype=np.uint8)
     for t in range(n):
-        frame = np.roll(base, t, axis=1)[..., None] + rng.integers(0, 8, size=(h, w, 1), dtype=np.uint8)
+        noise = rng.integers(0, 8, size=(h, w, 1), dtype=np.uint8)
+        frame = np.roll(base, t, axis=1)[..., None] + noise
         out[t] = np.broadcast_to(frame, shape)
     return out
 
@@ -135,14 +145,25 @@ def peak_rss(workdir: Path, frames: int, shape: tuple[int, ...]) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def goals(speeds: list[dict[str, Any]], memory: dict[str, Any]) -> list[Goal]:
+    """Every goal, checked against the figures measured."""
+    return [
+        *(ZARR_VS_RAW.check(s["ratio_none_vs_raw"], qualifier=f"{s['megabytes']:,.0f} MB")
+          for s in speeds),
+        PEAK_RSS_MB.check(memory["peak_rss_mb_1x"], qualifier="1x"),
+        PEAK_RSS_MB.check(memory["peak_rss_mb_4x"], qualifier="4x"),
+        RSS_4X_VS_1X.check(memory["ratio_4x_vs_1x"]),
+    ]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Smaller sizes (smoke run).")
     parser.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         peak_rss_child(*args.rss_child)
-        return
+        return 0
     big = (250, 250, 3) if args.quick else (1000, 1000, 3)
     base_frames = 100 if args.quick else 1000
     with tempfile.TemporaryDirectory(dir=os.environ.get("SEGFLOW_BENCH_DIR", ".")) as tmp:
@@ -161,27 +182,27 @@ def main() -> None:
         "peak_rss_mb_4x": rss_4x / 1e6,
         "ratio_4x_vs_1x": rss_4x / rss_1x,
     }
-    path = write_results("ingest", {"throughput": speeds, "memory": memory})
-    print(f"results: {path}")
     rows: list[list[object]] = []
     for speed in speeds:
         mb, size = speed["mb_per_s"], f"{speed['megabytes']:,.0f} MB"
         rows += [
             [f"zarr (none) MB/s, {size}", mb["zarr-none"], mb["raw"],
-             speed["ratio_none_vs_raw"], ">= 0.8"],
+             speed["ratio_none_vs_raw"], str(ZARR_VS_RAW)],
             ["  median of rounds", "-", "-", speed["ratio_none_vs_raw_median"], "-"],
             [f"zarr (lz4) MB/s, {size}", mb["zarr-lz4"], mb["raw"], speed["ratio_lz4_vs_raw"], "-"],
         ]
-    print_table(
-        ["measure", "value", "baseline", "ratio", "goal"],
-        [
-            *rows,
-            ["peak RSS MB, 1x", memory["peak_rss_mb_1x"], "-", "-", "< 1500"],
-            ["peak RSS MB, 4x", memory["peak_rss_mb_4x"], memory["peak_rss_mb_1x"],
-             memory["ratio_4x_vs_1x"], "<= 1.1"],
-        ],
+    rows += [
+        ["peak RSS MB, 1x", memory["peak_rss_mb_1x"], "-", "-", str(PEAK_RSS_MB)],
+        ["peak RSS MB, 4x", memory["peak_rss_mb_4x"], memory["peak_rss_mb_1x"],
+         memory["ratio_4x_vs_1x"], f"{PEAK_RSS_MB}; ratio {RSS_4X_VS_1X}"],
+    ]
+    return finish(
+        "ingest",
+        {"throughput": speeds, "memory": memory},
+        goals(speeds, memory),
+        (["measure", "value", "baseline", "ratio", "goal"], rows),
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,8 +6,9 @@ The classic recipe's example: one sequence of 1000 frames of 1000x1000x3 uint8 (
 Zarr store on disk, streamed through the engine (``make_dataset`` + ``StreamingEngine.predict``)
 with one lane, segments of 10 frames, and a downsampling encoder (average pooling by 25:
 40x40x3 per frame, then an LSTM of 32 units). Each run is a fresh process whose peak RSS
-(``VmHWM``; ``ru_maxrss`` would carry the parent's peak across exec) is what the goal is about: <= 1.5 GB, and the 4000-frame
-sequence (12 GB) within 10% of the 1000-frame one, i.e. memory does not grow with length.
+(``VmHWM``; ``ru_maxrss`` would carry the parent's peak across exec) is what the goal is
+about: <= 1.5 GB, and the 4000-frame sequence (12 GB) within 10% of the 1000-frame one, i.e.
+memory does not grow with length.
 
 The store is written block by block (never the whole sequence in memory): smooth gradients
 that shift one pixel per frame, blosc-lz4, so the store stays far smaller than the frames.
@@ -29,14 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import peak_rss_bytes, print_table, write_results
-
+from benchmarks._common import Goal, Target, finish, peak_rss_bytes
 
 SEGMENT = 10
 POOL = 25
 UNITS = 32
 FRAMES_1X = 1000
 SEQUENCE = "long"
+
+#: Peak RSS of one streaming run (checked on the 1x and the 4x run).
+PEAK_RSS_MB = Target("peak RSS MB", "<=", 1500)
+#: Peak RSS does not grow with the sequence's length.
+RSS_4X_VS_1X = Target("peak RSS 4x / 1x", "<=", 1.1)
+GOALS = (PEAK_RSS_MB, RSS_4X_VS_1X)
 
 
 def gradient_base(shape: tuple[int, int, int]) -> np.ndarray:
@@ -56,12 +62,13 @@ def gradient_frames(base: np.ndarray, start: int, out: np.ndarray) -> np.ndarray
 def write_store(root: Path, frames: int, shape: tuple[int, int, int]) -> tuple[float, int]:
     """Write one complete sequence block by block; return (seconds, bytes on disk)."""
     from storage.local import LocalStore
-    from storage.sequences import SequenceMeta, SequenceRepository
+    from storage.sequences import SequenceMeta, SequenceRepository, array_member
 
     started = time.perf_counter()
     repo = SequenceRepository(LocalStore(root))
     meta = SequenceMeta(segment_length=SEGMENT)
-    array = repo.create(SEQUENCE, frame_shape=shape, dtype="uint8", meta=meta)["frames"]
+    group = repo.create(SEQUENCE, frame_shape=shape, dtype="uint8", meta=meta)
+    array = array_member(group, "frames")
     array.resize((frames, *shape))
     base = gradient_base(shape)
     block = 2 * SEGMENT  # whole chunks per write, so no chunk is read back and rewritten
@@ -130,14 +137,22 @@ def measure(workdir: Path, frames: int, shape: tuple[int, int, int]) -> dict[str
     }
 
 
-def main() -> None:
+def goals(runs: dict[str, dict[str, Any]], ratio: float) -> list[Goal]:
+    """Every goal, checked against the figures measured."""
+    return [
+        *(PEAK_RSS_MB.check(run["peak_rss"] / 1e6, qualifier=name) for name, run in runs.items()),
+        RSS_4X_VS_1X.check(ratio),
+    ]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="250x250x3 frames (smoke run)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         stream_child(args.child)
-        return
+        return 0
     shape = (250, 250, 3) if args.quick else (1000, 1000, 3)
     with tempfile.TemporaryDirectory(
         prefix="segflow-bench-", dir=os.environ.get("SEGFLOW_BENCH_DIR")
@@ -149,20 +164,18 @@ def main() -> None:
         "lstm_units": UNITS, "lanes": 1, "runs": runs,
         "ratio_4x_vs_1x": four["peak_rss"] / one["peak_rss"],
     }
-    path = write_results("stream_memory", results)
-    print(f"results: {path}")
     rows = [
         [f"{k} ({r['frames']} frames, {r['gigabytes']:.2g} GB)", r["peak_rss"] / 1e6,
          r["rss_before_stream"] / 1e6, r["frames_per_s"], r["store_megabytes"]]
         for k, r in runs.items()
     ]
     rows.append(["peak RSS 4x / 1x", f"{results['ratio_4x_vs_1x']:.3f}", "-", "-", "-"])
-    print_table(
-        ["run (goal: peak <= 1500 MB, 4x/1x <= 1.1)", "peak RSS MB", "RSS before MB",
-         "frames/s", "store MB"],
-        rows,
+    headers = [f"run (goal: peak {PEAK_RSS_MB} MB, 4x/1x {RSS_4X_VS_1X})", "peak RSS MB",
+               "RSS before MB", "frames/s", "store MB"]
+    return finish(
+        "stream_memory", results, goals(runs, results["ratio_4x_vs_1x"]), (headers, rows)
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
