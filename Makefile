@@ -27,7 +27,11 @@ demo: $(STAMP)
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Lint, format check and type check first (seconds), then the suite and the packages' doctests.
 test: $(STAMP) chromium
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segflow.ids import validate_id
-from storage.validation import invalid_argument, require_positive_int
 from storage.urls import DEFAULT_STORE
+from storage.validation import invalid_argument, require_positive_int
 
 #: A model tag: one safe path component (it names ``predictions/<tag>/`` and ``models/<tag>/``).
 ModelTag = Annotated[str, AfterValidator(lambda value: validate_id(value, what="model tag"))]
@@ -101,7 +101,8 @@ class IngestParams(Frozen):
         None, description="Per-frame or per-sequence label file (one source only)."
     )
     append: bool = Field(
-        False, description="Append the source's frames to an existing sequence (a growing recording)."
+        False,
+        description="Append the source's frames to an existing sequence (a growing recording).",
     )
     force: bool = Field(False, description="Re-ingest even if the source is unchanged.")
     source: SourceConfig = Field(default_factory=SourceConfig)
@@ -263,7 +264,9 @@ class PredictParams(Frozen):
     store: StoreConfig = Field(default_factory=StoreConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    model_tag: ModelTag = Field("default", description="Predictions go to predictions/<model_tag>/.")
+    model_tag: ModelTag = Field(
+        "default", description="Predictions go to predictions/<model_tag>/."
+    )
     stream: StreamConfig = Field(default_factory=StreamConfig)
     recompute: bool = Field(False, description="Recompute from frame 0 even if continuable.")
 
@@ -322,7 +325,9 @@ class BackfillParams(Frozen):
         4, gt=0, le=32, description="Partitions run at once when not ordered."
     )
     predict: bool = Field(True, description="Predict each partition after ingesting it.")
-    model_tag: ModelTag = Field("default", description="Model predicting; markers are kept per tag.")
+    model_tag: ModelTag = Field(
+        "default", description="Model predicting; markers are kept per tag."
+    )
     store: StoreConfig = Field(default_factory=StoreConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
@@ -344,11 +349,16 @@ class NightlyParams(Frozen):
 
     landing: str = Field(
         "./landing",
-        description="Folder, glob or s3:// prefix where new recordings land (read with the store's options).",
+        description=(
+            "Folder, glob or s3:// prefix where new recordings land (read with the store's "
+            "options)."
+        ),
     )
     append: bool = Field(
         False,
-        description="Append each landed file to the sequence of the same name (growing recordings).",
+        description=(
+            "Append each landed file to the sequence of the same name (growing recordings)."
+        ),
     )
     predict: bool = Field(True, description="Predict new and grown sequences after ingesting.")
     model_tag: ModelTag = Field("default", description="Model predicting (predictions/<tag>/).")

@@ -123,6 +123,8 @@ def _write_video(
     with av.open(str(path), mode="w") as container:
         container.metadata["creation_time"] = SYNTH_START.isoformat() + "Z"
         stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, av.VideoStream):  # an audio or subtitle codec's name
+            raise invalid_argument("codec", "a video encoder", codec)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         stream.options = {"g": str(max(fps, 1))}  # a keyframe a second, like cameras
@@ -332,7 +334,7 @@ def synth_image_folder(
     """
     from PIL import Image
 
-    _positive("frames", frames)
+    require_positive_int("frames", frames)
     rng = np.random.default_rng(seed)
     flash, labels = flash_schedule(frames, rng)
     scene = _Background(height, width, rng)

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, ClassVar
 from storage.errors import ConfigError
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
-
     import zarr.abc.store
+    from typing_extensions import Buffer
 
 
 def check_key(key: str) -> str:

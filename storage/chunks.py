@@ -17,16 +17,18 @@ pinned to 3.1.x); if they go away, :meth:`DirectChunks.for_array` returns None a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import google_crc32c
 import numpy as np
 from zarr.codecs import Crc32cCodec
+from zarr.core.codec_pipeline import BatchedCodecPipeline
 
 from storage.errors import KeyNotFoundError, StoreError
 
 if TYPE_CHECKING:
     import zarr
+    from zarr.core.buffer import NDArrayLike
 
     from storage.base import Store
 
@@ -48,10 +50,17 @@ class DirectChunks:
 
         async_array = array.async_array
         pipeline = async_array.codec_pipeline
+        if not isinstance(pipeline, BatchedCodecPipeline):
+            raise TypeError(
+                f"DirectChunks needs zarr's default codec pipeline, got {type(pipeline).__name__}"
+                f" for {array.path!r}; DirectChunks.for_array returns None for such arrays."
+            )
         self._metadata = async_array.metadata
         self._config = async_array.config
-        self._array_codec = pipeline.array_bytes_codec
-        bytes_codecs = tuple(pipeline.bytes_bytes_codecs)
+        # The codecs' synchronous methods are zarr-internal and not part of their typed
+        # interface (for_array checks that they exist), hence Any.
+        self._array_codec: Any = pipeline.array_bytes_codec
+        bytes_codecs: tuple[Any, ...] = tuple(pipeline.bytes_bytes_codecs)
         # A trailing crc32c is appended as a separate 4-byte part on write: no copy of the chunk.
         self._trailing_crc = bool(bytes_codecs) and isinstance(bytes_codecs[-1], Crc32cCodec)
         self._encoders = bytes_codecs[:-1] if self._trailing_crc else bytes_codecs
@@ -70,6 +79,8 @@ class DirectChunks:
         """Return a :class:`DirectChunks` if ``array`` has a layout it handles, else None."""
         try:
             pipeline = array.async_array.codec_pipeline
+            if not isinstance(pipeline, BatchedCodecPipeline):  # a custom one: the public path
+                return None
             codecs = (pipeline.array_bytes_codec, *pipeline.bytes_bytes_codecs)
             usable = (
                 array.async_array.metadata.zarr_format == 3
@@ -136,7 +147,8 @@ class DirectChunks:
                 f"chunk {index} of {self._path!r}, got {rows.shape} {rows.dtype}."
             )
         rows = rows.astype(dtype, copy=False)  # another byte order: the array's
-        data = self._prototype.nd_buffer.from_ndarray_like(rows)
+        # numpy's ndarray is an NDArrayLike, but numpy's stubs and zarr's protocol disagree.
+        data = self._prototype.nd_buffer.from_ndarray_like(cast("NDArrayLike", rows))
         encoded = self._array_codec._encode_sync(data, spec)  # noqa: SLF001
         for codec in self._encoders:
             encoded = codec._encode_sync(encoded, spec)  # noqa: SLF001

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import zarr.storage
 
-from storage.errors import KeyNotFoundError
 from storage.base import Store, check_key
+from storage.errors import KeyNotFoundError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

@@ -45,11 +45,11 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 
-from storage.errors import ConfigError, KeyNotFoundError, LockedError, StoreError
-from storage.validation import validate_id
 from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
-from storage.sequences import compressors_for
+from storage.errors import ConfigError, KeyNotFoundError, LockedError, StoreError
+from storage.sequences import array_member, compressors_for
+from storage.validation import validate_id
 
 __all__ = [
     "PREDICTIONS",
@@ -184,7 +184,7 @@ class PredictionRepository:
 
     def outputs(self, model_tag: str, sequence_id: str) -> zarr.Array:
         """Open the ``outputs`` array (rows past ``meta.length`` are not valid yet)."""
-        return self._group(model_tag, sequence_id)[OUTPUTS]
+        return array_member(self._group(model_tag, sequence_id), OUTPUTS)
 
     def read(self, model_tag: str, sequence_id: str) -> np.ndarray:
         """Return the durable predictions: ``outputs[:length]`` (the one row for many_to_one)."""
@@ -199,7 +199,7 @@ class PredictionRepository:
             {k[len(prefix) + 1 :].split("/")[0] for k in self.store.list(prefix)} - {"zarr.json"}
         )
         group = self._group(model_tag, sequence_id)
-        return {_state_key(n): np.asarray(group[f"{STATE}/{n}"][:]) for n in names}
+        return {_state_key(n): np.asarray(array_member(group, f"{STATE}/{n}")[:]) for n in names}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class PredictionRepository:
             dimension_names=("time", "output"),
             fill_value=float("nan"),
         )
-        return group[OUTPUTS]
+        return array_member(group, OUTPUTS)
 
     def resize(self, model_tag: str, sequence_id: str, rows: int) -> zarr.Array:
         """Grow (or shrink) a many_to_many ``outputs`` to ``rows`` rows, keeping earlier rows."""
@@ -320,18 +320,19 @@ class PredictionRepository:
             LockedError: If another run holds the lock and it cannot be broken safely.
         """
         key = f"{prediction_path(model_tag)}/{LOCK}"
-        record = {
+        token = uuid.uuid4().hex
+        record: dict[str, Any] = {
             "owner": owner,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "time": now_iso(),
-            "token": uuid.uuid4().hex,
+            "token": token,
         }
         self._acquire(model_tag, key, record, break_lock)
         try:
             yield record
         finally:
-            self._release(key, record["token"])
+            self._release(key, token)
 
     def _acquire(
         self, model_tag: str, key: str, record: dict[str, Any], break_lock: bool

@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlparse
@@ -23,8 +23,8 @@ import zarr.storage
 from botocore.exceptions import BotoCoreError, ClientError
 from zarr.core.sync import sync as zarr_sync
 
-from storage.errors import ConfigError, KeyNotFoundError, StoreError
 from storage.base import Store, check_key
+from storage.errors import ConfigError, KeyNotFoundError, StoreError
 
 #: Environment variable naming the S3 endpoint when no ``storage_options`` are given.
 ENDPOINT_ENV = "SEGFLOW_S3_ENDPOINT_URL"
@@ -245,7 +245,7 @@ class S3Store(Store):
         check_key(prefix)  # an empty prefix would delete the whole store
         self._delete_objects([self._object_key(k) for k in self.list(prefix)])
 
-    def _delete_objects(self, object_keys: list[str]) -> None:
+    def _delete_objects(self, object_keys: Sequence[str]) -> None:
         with self._errors(f"delete {len(object_keys)} objects"):
             for start in range(0, len(object_keys), _DELETE_BATCH):
                 batch = object_keys[start : start + _DELETE_BATCH]

@@ -24,11 +24,17 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+from zarr.core.metadata.v3 import ArrayV3Metadata
 
-from storage.errors import ConfigError, IncompleteSequenceError, SequenceNotFoundError
-from storage.validation import validate_id
 from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
+from storage.errors import (
+    ConfigError,
+    IncompleteSequenceError,
+    SequenceNotFoundError,
+    StoreError,
+)
+from storage.validation import validate_id
 
 LAYOUT_VERSION = 1
 SEQUENCES = "sequences"
@@ -91,6 +97,33 @@ def compressors_for(compression: Compression) -> list[Any]:
             f"Invalid compression {compression!r}: expected 'lz4', 'zstd' or 'none'."
         )
     return [*first, Crc32cCodec()]
+
+
+def array_member(group: zarr.Group, name: str) -> zarr.Array:
+    """Return the array ``name`` of ``group`` (zarr's ``group[name]``, narrowed to an array).
+
+    Raises:
+        KeyError: If ``group`` has no member ``name``.
+        StoreError: If the member is a group: the store's layout is damaged.
+
+    >>> group = zarr.open_group(zarr.storage.MemoryStore())
+    >>> _ = group.create_array("frames", shape=(4,), dtype="uint8")
+    >>> _ = group.create_group("nested")
+    >>> array_member(group, "frames").shape
+    (4,)
+    >>> array_member(group, "nested")
+    Traceback (most recent call last):
+      ...
+    segflow.errors.StoreError: Expected an array at 'nested' in the store, found a group: ...
+    """
+    member = group[name]
+    if not isinstance(member, zarr.Array):
+        where = f"{group.path}/{name}" if group.path else name
+        raise StoreError(
+            f"Expected an array at {where!r} in the store, found a group: the store's layout "
+            f"is damaged."
+        )
+    return member
 
 
 @dataclass(frozen=True)
@@ -216,14 +249,14 @@ class SequenceRepository:
         """Return a :class:`SequenceInfo` for a sequence."""
         group = self.group(sequence_id)
         meta = self.meta(sequence_id)
-        frames = group["frames"]
+        frames = array_member(group, "frames")
         return SequenceInfo(
             id=sequence_id,
             length=meta.length,
             frame_shape=tuple(frames.shape[1:]),
             dtype=str(frames.dtype),
             chunks=tuple(frames.chunks),
-            dimension_names=tuple(frames.metadata.dimension_names or ()),
+            dimension_names=_dimension_names(frames),
             complete=meta.complete,
             has_labels="labels" in group,
             meta=meta,
@@ -241,12 +274,12 @@ class SequenceRepository:
         """
         if require_complete:
             self.require_complete(sequence_id)
-        return self.group(sequence_id)["frames"]
+        return array_member(self.group(sequence_id), "frames")
 
     def labels(self, sequence_id: str) -> zarr.Array | None:
         """Open a sequence's labels array, or return None if it has none."""
         group = self.group(sequence_id)
-        return group["labels"] if "labels" in group else None
+        return array_member(group, "labels") if "labels" in group else None
 
     def require_complete(self, sequence_id: str) -> SequenceMeta:
         """Return the meta of a complete sequence, else raise :class:`IncompleteSequenceError`."""
@@ -384,3 +417,10 @@ def iter_segments(length: int, segment_length: int, start: int = 0) -> Iterator[
         stop = min(length, (position // segment_length + 1) * segment_length)
         yield position, stop
         position = stop
+
+
+def _dimension_names(array: zarr.Array) -> tuple[str, ...]:
+    """The array's dimension names; segflow names every dimension of the v3 arrays it writes."""
+    metadata = array.metadata
+    names = metadata.dimension_names if isinstance(metadata, ArrayV3Metadata) else None
+    return tuple(name or "" for name in names or ())

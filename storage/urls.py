@@ -6,8 +6,8 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from storage.errors import ConfigError, UnknownSchemeError
 from storage.base import Store
+from storage.errors import ConfigError, UnknownSchemeError
 from storage.local import LocalStore
 
 #: Where data goes when no store is given.

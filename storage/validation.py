@@ -16,7 +16,13 @@ from typing import Any
 
 from storage.errors import ConfigError, InvalidIdError
 
-__all__ = ["ID_PATTERN", "invalid_argument", "require_non_negative_int", "require_positive_int", "validate_id"]
+__all__ = [
+    "ID_PATTERN",
+    "invalid_argument",
+    "require_non_negative_int",
+    "require_positive_int",
+    "validate_id",
+]
 
 #: Ids start with a letter or digit and hold only letters, digits, ``.``, ``_`` and ``-``.
 #: Slashes, ``..`` and leading dots are impossible, so an id is always one safe path component.
@@ -29,7 +35,9 @@ def invalid_argument(name: str, expected: str, got: Any) -> ConfigError:
     >>> str(invalid_argument("lanes", "a positive integer", 0))
     'Received an invalid value for argument `lanes`, expected a positive integer, got 0.'
     """
-    return ConfigError(f"Received an invalid value for argument `{name}`, expected {expected}, got {got!r}.")
+    return ConfigError(
+        f"Received an invalid value for argument `{name}`, expected {expected}, got {got!r}."
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -44,7 +52,8 @@ def require_positive_int(name: str, value: Any) -> int:
     >>> require_positive_int("lanes", True)
     Traceback (most recent call last):
     ...
-    segflow.errors.ConfigError: Received an invalid value for argument `lanes`, expected a positive integer, got True.
+    segflow.errors.ConfigError: Received an invalid value for argument `lanes`, expected a
+    positive integer, got True.
     """
     if not _is_int(value) or value <= 0:
         raise invalid_argument(name, "a positive integer", value)

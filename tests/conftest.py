@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# tests/ is not a package, so pytest puts tests/ itself on sys.path, where tests/storage/ could
-# pass for the project's `storage` package. With the project root on sys.path the real (regular)
-# package always wins, also under the bare `pytest` command, and `tests.*` helpers import.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-# --------------------------------------------------------------------------------------------
-# Quiet, isolated runs: set before TensorFlow or Prefect are imported by any test module.
-# --------------------------------------------------------------------------------------------
-from segflow.runtime import configure_runtime  # noqa: E402
-
-configure_runtime()
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="segflow-test-prefect-")
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
-os.environ.pop("PREFECT_API_URL", None)  # never talk to a developer's real server
-
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, start_s3_server  # noqa: E402
+# The environment (PREFECT_HOME, no PREFECT_API_URL, the runtime set-up, the project root on
+# sys.path) is set by the root conftest.py, which pytest loads before this file.
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, start_s3_server
 
 # --------------------------------------------------------------------------------------------
 # S3: a moto server on 127.0.0.1, one bucket per session, a fresh prefix per test

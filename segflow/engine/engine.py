@@ -98,12 +98,12 @@ class StreamingEngine:
     # ---------------------------------------------------------------- step functions (graph)
 
     def _specs(self) -> list[tf.TensorSpec]:
-        b, l = self.lanes, self.segment_length
+        b, t = self.lanes, self.segment_length
         return [
-            tf.TensorSpec((b, l, *self.config.frame_shape), self.config.input_dtype, name="frames"),
-            tf.TensorSpec((b, l), tf.bool, name="mask"),
+            tf.TensorSpec((b, t, *self.config.frame_shape), self.config.input_dtype, name="frames"),
+            tf.TensorSpec((b, t), tf.bool, name="mask"),
             tf.TensorSpec((b,), tf.bool, name="reset"),
-            tf.TensorSpec((b, l, *self.label_shape), tf.float32, name="labels"),
+            tf.TensorSpec((b, t, *self.label_shape), tf.float32, name="labels"),
             tf.TensorSpec((b,), tf.bool, name="ends"),
         ]
 
@@ -134,7 +134,7 @@ class StreamingEngine:
             sums = self._masked_sums(logits, labels, mask, ends)
             loss = sums["loss_sum"] / tf.maximum(sums["count"], 1.0)
         gradients = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return sums
 
     def _eval_step(
@@ -254,11 +254,11 @@ class StreamingEngine:
     # ---------------------------------------------------------------- batch conversion
 
     def _inputs(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        b, l = self.lanes, self.segment_length
-        frame_shape = (b, l, *self.config.frame_shape)
+        b, t = self.lanes, self.segment_length
+        frame_shape = (b, t, *self.config.frame_shape)
         return (
             _tensor(batch, "frames", self.config.input_dtype, frame_shape),
-            _tensor(batch, "mask", tf.bool, (b, l)),
+            _tensor(batch, "mask", tf.bool, (b, t)),
             _tensor(batch, "reset", tf.bool, (b,)),
         )
 
@@ -340,7 +340,7 @@ def _check_label_shape(config: ModelConfig, label_shape: tuple[int, ...] | None)
     if label_shape is None:
         return () if config.task == "multiclass" or config.outputs == 1 else (config.outputs,)
     label_shape = tuple(label_shape)
-    allowed = [(config.outputs,)]
+    allowed: list[tuple[int, ...]] = [(config.outputs,)]
     if config.task == "multiclass" or config.outputs == 1:
         allowed.append(())
     if label_shape not in allowed:

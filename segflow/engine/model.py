@@ -21,7 +21,7 @@ computed from the logits, which is numerically safer than from probabilities.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import keras
 from keras import layers, ops

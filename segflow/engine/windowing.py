@@ -133,10 +133,10 @@ def iter_windows(
     rows = 0
     for i, (block_features, block_labels) in enumerate(blocks):
         feats, labs = _check_table(block_features, block_labels, where=f"blocks[{i}] ")
+        rows += len(labs)
         if tail is not None:
             _check_widths(tail, (feats, labs), where=f"blocks[{i}] ")
             feats, labs = np.concatenate([tail[0], feats]), np.concatenate([tail[1], labs])
-        rows += len(block_labels)
         if len(feats) > carry:
             yield _windows(feats, labs, config)
         # Copies, so the carried rows do not keep the whole previous block alive.

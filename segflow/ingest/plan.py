@@ -75,7 +75,9 @@ def plan_ingest(
         return IngestPlan("skip", reason="unchanged and complete")
     if staged is not None and staged.fingerprint == fingerprint and compatible and not force:
         start = staged.frames_written
-        return IngestPlan("replace", staging=True, start=start, reason=f"resume replacement at {start}")
+        return IngestPlan(
+            "replace", staging=True, start=start, reason=f"resume replacement at {start}"
+        )
     reason = "forced" if force else "source changed"
     return IngestPlan("replace", staging=True, reason=reason)
 

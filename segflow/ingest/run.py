@@ -17,7 +17,13 @@ from segflow.ingest.writer import BlockWriter
 from segflow.sources.base import FrameBlock, Source, SourceProbe
 from segflow.sources.discover import open_source
 from segflow.sources.labels import load_labels, sidecar_labels
-from storage.sequences import SequenceMeta, SequenceRepository, sequence_path
+from storage.sequences import (
+    LabelKind,
+    SequenceMeta,
+    SequenceRepository,
+    array_member,
+    sequence_path,
+)
 
 Status = Literal["written", "appended", "skipped", "failed"]
 ProgressCallback = Callable[[int], None]
@@ -119,7 +125,7 @@ def ingest_source(
 
 
 def _known_fingerprint(existing: SequenceMeta | None, uri: str) -> dict[str, Any] | None:
-    """The fingerprint record stored for ``uri`` last time, so an unchanged file is not re-hashed."""
+    """The fingerprint record stored for ``uri`` last time (an unchanged file is not re-hashed)."""
     if existing is None:
         return None
     records = [s.get("record") for s in existing.sources if s.get("uri") == uri]
@@ -180,7 +186,7 @@ def _plan(
 def _compatible(
     repo: SequenceRepository, target: str, probe: SourceProbe, write_config: WriteConfig
 ) -> bool:
-    frames = repo.group(target)["frames"]
+    frames = array_member(repo.group(target), "frames")
     return (
         tuple(frames.shape[1:]) == tuple(probe.frame_shape)
         and np.dtype(frames.dtype) == np.dtype(probe.dtype)
@@ -246,8 +252,10 @@ def _append(job: _Job) -> int:
 def _truncate(repo: SequenceRepository, target: str, length: int) -> None:
     group = repo.group(target)
     for name in ("frames", "labels", "timestamps"):
-        if name in group and group[name].shape[0] > length and group[name].shape[0] != 1:
-            array = group[name]
+        if name not in group:
+            continue
+        array = array_member(group, name)
+        if array.shape[0] > length and array.shape[0] != 1:
             array.resize((length, *array.shape[1:]))
 
 
@@ -276,14 +284,14 @@ def _create(job: _Job) -> None:
         staging=job.plan.staging,
     )
     if label_kind == "per_sequence" and labels is not None:
-        group["labels"][0:1] = labels[:1]
+        array_member(group, "labels")[0:1] = labels[:1]
 
 
 def _label_layout(
     labels: np.ndarray | None, probe: SourceProbe
-) -> tuple[tuple[int, ...] | None, Any, str | None]:
+) -> tuple[tuple[int, ...] | None, Any, LabelKind | None]:
     if labels is not None:
-        kind = "per_sequence" if len(labels) == 1 else "per_frame"
+        kind: LabelKind = "per_sequence" if len(labels) == 1 else "per_frame"
         return tuple(labels.shape[1:]), labels.dtype, kind
     if probe.label_shape is not None:
         return probe.label_shape, probe.label_dtype, "per_frame"
@@ -349,7 +357,9 @@ def _progress_recorder(
             pending = dict(meta.pending_append or {}, frames_written=source_frames)
             repo.write_meta(target, meta.replace(pending_append=pending))
         else:
-            repo.write_meta(target, meta.replace(frames_written=source_frames), staging=plan.staging)
+            repo.write_meta(
+                target, meta.replace(frames_written=source_frames), staging=plan.staging
+            )
 
     return record
 
@@ -406,7 +416,7 @@ def _time_offset(repo: SequenceRepository, target: str, offset: int) -> float:
     group = repo.group(target)
     if "timestamps" not in group:
         return 0.0
-    stamps = group["timestamps"][max(0, offset - 2) : offset]
+    stamps = np.asarray(array_member(group, "timestamps")[max(0, offset - 2) : offset])
     step = float(stamps[-1] - stamps[-2]) if len(stamps) == 2 else 0.0
     return float(stamps[-1]) + step if len(stamps) else 0.0
 

@@ -17,11 +17,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import zarr
+from zarr.core.array_spec import ArrayConfigParams
 
 from segflow.sources.base import FrameBlock
 from storage.base import Store
 from storage.chunks import DirectChunks
-from storage.sequences import iter_segments
+from storage.sequences import array_member, iter_segments
 
 #: Arrays of a sequence that grow along time together with the frames.
 TIME_ARRAYS = ("frames", "labels", "timestamps")
@@ -53,8 +54,10 @@ class BlockWriter:
     ) -> None:
         # Skipping all-zero chunks costs a full comparison of every chunk (measured: a fifth
         # of the write time); real frames are rarely all zero.
-        config = {"write_empty_chunks": True}
-        self._arrays = {n: group[n].with_config(config) for n in TIME_ARRAYS if n in group}
+        config: ArrayConfigParams = {"write_empty_chunks": True}
+        self._arrays = {
+            n: array_member(group, n).with_config(config) for n in TIME_ARRAYS if n in group
+        }
         if not per_frame_labels:
             self._arrays.pop("labels", None)
         self._store = store

@@ -36,8 +36,8 @@ from segflow.sources._common import (
     check_block_args,
     partition_of,
 )
-from segflow.sources.fs import join, local_path, open_binary, require_file
 from segflow.sources.base import FrameBlock, SourceProbe
+from segflow.sources.fs import join, local_path, open_binary, require_file
 
 #: Name of the optional per-frame labels member of an ``.npz``.
 NPZ_LABELS = "labels"
@@ -77,8 +77,9 @@ def _read_header(handle: IO[bytes], uri: str) -> _NpyHeader:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
         elif version == (2, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-        else:  # version 3.0 (UTF-8 field names) has no public reader
-            shape, fortran, dtype = np.lib.format._read_array_header(handle, version)  # noqa: SLF001
+        else:  # version 3.0 (UTF-8 field names): no public reader, and none in numpy's stubs
+            read = np.lib.format._read_array_header  # type: ignore[attr-defined]  # noqa: SLF001
+            shape, fortran, dtype = read(handle, version)
     except (ValueError, OSError, EOFError) as exc:
         raise SourceError(f"Array source {uri!r} is not a valid .npy array: {exc}") from exc
     return _NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), handle.tell())
@@ -86,9 +87,10 @@ def _read_header(handle: IO[bytes], uri: str) -> _NpyHeader:
 
 def _read_rows(handle: IO[bytes], header: _NpyHeader, out: np.ndarray, uri: str) -> None:
     """Fill ``out`` from the current position of ``handle``; a short read means truncation."""
-    view = memoryview(out.reshape(-1).view(np.uint8))
+    view = out.reshape(-1).view(np.uint8).data
     filled = 0
     while filled < len(view):
+        # Every binary file object has readinto, but IO[bytes] does not declare it.
         got = handle.readinto(view[filled:])  # type: ignore[attr-defined]
         if not got:
             raise SourceError(
@@ -135,18 +137,19 @@ class NpySource(FingerprintedSource):
     ) -> None:
         super().__init__(path, storage_options=storage_options, known=known)
 
-    def _memmap(self) -> np.ndarray:
+    def _memmap(self, path: str) -> np.ndarray:
         require_file(self.uri, self.storage_options)
         try:
-            return np.load(local_path(self.uri), mmap_mode="r", allow_pickle=False)
+            return np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise SourceError(
                 f"Array source {self.uri!r} is not a valid .npy array (truncated?): {exc}"
             ) from exc
 
     def _header(self) -> tuple[tuple[int, ...], np.dtype[Any]]:
-        if local_path(self.uri) is not None:
-            array = self._memmap()
+        local = local_path(self.uri)
+        if local is not None:
+            array = self._memmap(local)
             return array.shape, array.dtype
         with open_binary(self.uri, self.storage_options) as handle:
             header = _read_header(handle, self.uri)
@@ -183,7 +186,7 @@ class NpySource(FingerprintedSource):
         check_block_args(block_frames, start)
         local = local_path(self.uri)
         if local is not None:
-            array = self._memmap()  # validates the file (size matches the header)
+            array = self._memmap(local)  # validates the file (size matches the header)
             _check_layout(self.uri, array.shape, array.dtype)
             del array
             yield from self._local_blocks(local, block_frames, start)
@@ -207,7 +210,7 @@ class NpySource(FingerprintedSource):
         with open(path, "rb", buffering=0) as handle:
             header = _read_header(handle, self.uri)
             if header.fortran and len(header.shape) > 1:  # rows are not contiguous on disk
-                yield from self._fortran_blocks(header, block_frames, start)
+                yield from self._fortran_blocks(path, header, block_frames, start)
                 return
             hasher = None
             if self._deferred and self._fingerprint is None and start == 0:
@@ -223,9 +226,9 @@ class NpySource(FingerprintedSource):
                 self._fingerprint = hasher.finish()
 
     def _fortran_blocks(
-        self, header: _NpyHeader, block_frames: int, start: int
+        self, path: str, header: _NpyHeader, block_frames: int, start: int
     ) -> Iterator[FrameBlock]:
-        whole = self._memmap()
+        whole = self._memmap(path)
         buffers = BlockBuffers()
         for begin in range(start, header.shape[0], block_frames):
             out = buffers.get(whole[begin : begin + block_frames].shape, header.dtype)
@@ -397,7 +400,7 @@ class ZarrArraySource(FingerprintedSource):
             )
         except FileNotFoundError as exc:
             raise SourceNotFoundError(f"Zarr array {self._array_uri!r} not found.") from exc
-        except Exception as exc:  # noqa: BLE001 - zarr raises many types for bad metadata
+        except Exception as exc:  # zarr raises many types for bad metadata
             raise SourceError(
                 f"Zarr source {self._array_uri!r} is not a readable Zarr array (a group? pass "
                 f"its array path): {type(exc).__name__}: {exc}"
@@ -431,7 +434,7 @@ class ZarrArraySource(FingerprintedSource):
         for begin in range(start, array.shape[0], block_frames):
             try:
                 rows = np.asarray(array[begin : begin + block_frames])
-            except Exception as exc:  # noqa: BLE001 - codec and store errors vary
+            except Exception as exc:  # codec and store errors vary
                 raise SourceError(
                     f"Zarr source {self._array_uri!r}: rows {begin}-{begin + block_frames} "
                     f"cannot be read: {type(exc).__name__}: {exc}"

@@ -34,8 +34,8 @@ import numpy as np
 from segflow.errors import SourceError
 from segflow.fingerprint import Fingerprint, url_fingerprint
 from segflow.sources._common import FingerprintedSource, check_block_args, partition_of
-from segflow.sources.fs import open_binary
 from segflow.sources.base import FrameBlock, SourceProbe
+from segflow.sources.fs import open_binary
 
 #: File extensions read as delimited text.
 CSV_EXTENSIONS = (".csv", ".tsv")

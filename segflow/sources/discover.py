@@ -22,10 +22,10 @@ from fsspec import AbstractFileSystem
 from segflow.config import SourceConfig
 from segflow.errors import SourceError, SourceNotFoundError
 from segflow.sources._common import partition_of
-from segflow.sources.fs import filesystem, full_uri
 from segflow.sources.arrays import NpySource, NpzSource, ZarrArraySource
 from segflow.sources.base import Source
 from segflow.sources.csv import CSV_EXTENSIONS, CsvSource
+from segflow.sources.fs import filesystem, full_uri
 from segflow.sources.images import ImageFolderSource, is_image, natural_key
 from segflow.sources.labels import is_sidecar
 from segflow.sources.video import VIDEO_EXTENSIONS, VideoSource

@@ -25,8 +25,8 @@ from segflow.sources._common import (
     check_resize,
     partition_of,
 )
-from segflow.sources.fs import filesystem, full_uri, local_path, open_binary
 from segflow.sources.base import FrameBlock, SourceProbe
+from segflow.sources.fs import filesystem, full_uri, local_path, open_binary
 
 #: File extensions treated as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

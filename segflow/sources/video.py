@@ -13,7 +13,7 @@ frame-rate and B-frame streams.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack
 from typing import Any
 
@@ -30,8 +30,8 @@ from segflow.sources._common import (
     check_resize,
     partition_of,
 )
-from segflow.sources.fs import filesystem, local_path, require_file
 from segflow.sources.base import FrameBlock, SourceProbe
+from segflow.sources.fs import filesystem, local_path, require_file
 
 #: File extensions treated as video.
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
@@ -110,7 +110,7 @@ class VideoSource(FingerprintedSource):
         stream.thread_type = "AUTO"  # frame + slice threads: ~2x faster decode on 2 cores
         return container, stream
 
-    def _decoded(self, container: Any, stream: Any) -> Iterator[Any]:
+    def _decoded(self, container: Any, stream: Any) -> Generator[Any, None, None]:
         """Yield decoded frames, turning decoder failures into :class:`SourceError`.
 
         Besides decoder errors, three signs of damage are caught: a frame the decoder flags
@@ -176,11 +176,11 @@ class VideoSource(FingerprintedSource):
         self, frame: Any, out: np.ndarray, index: int, reformatter: VideoReformatter
     ) -> None:
         """Convert ``frame`` into ``out`` (H, W, C) with one copy, checking its native size."""
-        size_changed = self._native is not None and (frame.height, frame.width) != self._native
-        if size_changed and self.resize is None:
+        native = self._native
+        if native is not None and (frame.height, frame.width) != native and self.resize is None:
             raise SourceError(
                 f"Video {self.uri!r}: frame {index} is {frame.height}x{frame.width}, expected "
-                f"{self._native[0]}x{self._native[1]} like the first frame (size changes "
+                f"{native[0]}x{native[1]} like the first frame (size changes "
                 f"mid-stream are not supported; pass resize to normalise)."
             )
         height, width, channels = out.shape
@@ -189,7 +189,10 @@ class VideoSource(FingerprintedSource):
         )
         plane = image.planes[0]
         # Rows may be padded to line_size; view the plane in place and copy once into out.
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)
+        # numpy's stubs take any buffer only on Python 3.12+; a cast would cost a call a frame.
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(  # type: ignore[call-overload]
+            height, plane.line_size
+        )
         out[...] = rows[:, : width * channels].reshape(height, width, channels)
 
     # -- Source interface ----------------------------------------------------------------
@@ -242,7 +245,8 @@ class VideoSource(FingerprintedSource):
     def _blocks(
         self, container: Any, stream: Any, block_frames: int, start: int, rate: Any
     ) -> Iterator[FrameBlock]:
-        frames = times = None
+        frames: np.ndarray | None = None
+        times = np.empty(0, dtype=np.float64)  # replaced with each new block of frames
         origin: float | None = None
         # One reformatter for the whole video keeps its scaler context: about 2.5x faster
         # than frame.reformat(), which builds a new context for every frame.
@@ -266,7 +270,7 @@ class VideoSource(FingerprintedSource):
             filled += 1
             if filled == block_frames:
                 yield FrameBlock(block_start, frames, timestamps=times)
-                frames = times = None  # dropped here so that BlockBuffers can recycle
+                frames = None  # dropped here so that BlockBuffers can recycle it
                 filled = 0
         if frames is not None and filled:
             yield FrameBlock(block_start, frames[:filled], timestamps=times[:filled])

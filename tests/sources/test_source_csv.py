@@ -159,5 +159,5 @@ def test_empty_or_featureless_files_are_rejected(tmp_path, text, message):
 
 
 def test_missing_file_is_not_found(tmp_path):
-    with pytest.raises(SourceNotFoundError, match="absent.csv"):
+    with pytest.raises(SourceNotFoundError, match=r"absent\.csv"):
         CsvSource(str(tmp_path / "absent.csv")).probe()

@@ -108,11 +108,11 @@ def test_open_source_passes_options(tree):
 
 
 def test_open_source_rejects_missing_and_unknown(tree):
-    with pytest.raises(SourceNotFoundError, match="nothing.mp4"):
+    with pytest.raises(SourceNotFoundError, match=r"nothing\.mp4"):
         open_source(str(tree / "nothing.mp4"))
-    with pytest.raises(SourceError, match="readme.txt.*unsupported"):
+    with pytest.raises(SourceError, match=r"readme\.txt.*unsupported"):
         open_source(str(tree / "series" / "readme.txt"))
-    with pytest.raises(SourceError, match="series.*neither images nor a Zarr"):
+    with pytest.raises(SourceError, match=r"series.*neither images nor a Zarr"):
         open_source(str(tree / "series"))
 
 

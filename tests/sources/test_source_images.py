@@ -93,7 +93,7 @@ def test_differing_modes_are_rejected_while_reading_too(tmp_path):
 
 def test_empty_folder_is_zero_length(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SourceError, match="empty.*zero-length"):
+    with pytest.raises(SourceError, match=r"empty.*zero-length"):
         ImageFolderSource(str(tmp_path / "empty")).probe()
 
 

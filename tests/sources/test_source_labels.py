@@ -52,12 +52,12 @@ def test_bad_label_files(tmp_path, name, text, message):
 
 def test_scalar_npy_is_rejected(tmp_path):
     np.save(tmp_path / "l.npy", np.int64(3))
-    with pytest.raises(SourceError, match="l.npy.*empty"):
+    with pytest.raises(SourceError, match=r"l\.npy.*empty"):
         load_labels(str(tmp_path / "l.npy"))
 
 
 def test_missing_label_file_is_not_found(tmp_path):
-    with pytest.raises(SourceNotFoundError, match="absent.npy"):
+    with pytest.raises(SourceNotFoundError, match=r"absent\.npy"):
         load_labels(str(tmp_path / "absent.npy"))
 
 

@@ -59,7 +59,9 @@ def test_written_chunks_are_the_bytes_zarr_writes(tmp_path, compression, dtype, 
         ), key
     np.testing.assert_array_equal(repo.frames("direct", require_complete=False)[:], frames)
     for index in range(3):
-        np.testing.assert_array_equal(direct.read(repo.store, index), frames[4 * index : 4 * index + 4])
+        np.testing.assert_array_equal(
+            direct.read(repo.store, index), frames[4 * index : 4 * index + 4]
+        )
 
 
 def test_unwritten_chunk_reads_as_fill_value(tmp_path) -> None:
@@ -75,7 +77,7 @@ def test_write_refuses_rows_that_are_not_one_chunk(tmp_path) -> None:
     assert direct is not None
     with pytest.raises(ValueError, match=r"shape \(4, 3\).*chunk 0.*got \(3, 3\)"):
         direct.write(repo.store, 0, np.zeros((3, 3), np.uint8))
-    with pytest.raises(ValueError, match="dtype uint8.*float64"):
+    with pytest.raises(ValueError, match=r"dtype uint8.*float64"):
         direct.write(repo.store, 0, np.zeros((4, 3)))
 
 
