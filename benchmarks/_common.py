@@ -33,7 +33,11 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 Comparison = Literal[">=", "<=", ">", "<", "=="]
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
 }
 
 

@@ -148,13 +148,25 @@ def main() -> int:
         ["naive (stat + marker GET per partition)", naive, naive_skipped, "-", "-"],
     ]
     if flow is not None:
-        rows.append(["backfill flow on a Prefect server", flow["seconds"], args.partitions,
-                     flow["flow_runs"], flow["task_runs"]])
-    summary = (f"\n{args.partitions:,} partitions, all done; naive/segflow = {naive / ours:.1f}x; "
-               f"goal {PLAN_SECONDS} s, {FLOW_RUNS.threshold:g} flow run")
+        rows.append(
+            [
+                "backfill flow on a Prefect server",
+                flow["seconds"],
+                args.partitions,
+                flow["flow_runs"],
+                flow["task_runs"],
+            ]
+        )
+    summary = (
+        f"\n{args.partitions:,} partitions, all done; naive/segflow = {naive / ours:.1f}x; "
+        f"goal {PLAN_SECONDS} s, {FLOW_RUNS.threshold:g} flow run"
+    )
     return finish(
-        "backfill", result, goals(args.partitions, ours, flow),
-        (["what", "seconds", "skipped", "flow runs", "task runs"], rows), notes=[summary],
+        "backfill",
+        result,
+        goals(args.partitions, ours, flow),
+        (["what", "seconds", "skipped", "flow runs", "task runs"], rows),
+        notes=[summary],
     )
 
 

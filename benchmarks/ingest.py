@@ -118,9 +118,7 @@ def throughput(workdir: Path, frames: int, shape: tuple[int, ...], rounds: int) 
         "ratio_lz4_vs_raw": mbs["zarr-lz4"] / mbs["raw"],
         # The same ratio round by round (raw and Zarr ran back to back): its spread shows how
         # much of the best-of figure is the machine's noise.
-        "ratio_none_vs_raw_median": float(
-            np.median(np.divide(times["raw"], times["zarr-none"]))
-        ),
+        "ratio_none_vs_raw_median": float(np.median(np.divide(times["raw"], times["zarr-none"]))),
         "seconds": times,
     }
 
@@ -138,7 +136,10 @@ def peak_rss(workdir: Path, frames: int, shape: tuple[int, ...]) -> int:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest", "--rss-child", str(source), str(store)],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     source.unlink()
     shutil.rmtree(store)
@@ -148,8 +149,10 @@ def peak_rss(workdir: Path, frames: int, shape: tuple[int, ...]) -> int:
 def goals(speeds: list[dict[str, Any]], memory: dict[str, Any]) -> list[Goal]:
     """Every goal, checked against the figures measured."""
     return [
-        *(ZARR_VS_RAW.check(s["ratio_none_vs_raw"], qualifier=f"{s['megabytes']:,.0f} MB")
-          for s in speeds),
+        *(
+            ZARR_VS_RAW.check(s["ratio_none_vs_raw"], qualifier=f"{s['megabytes']:,.0f} MB")
+            for s in speeds
+        ),
         PEAK_RSS_MB.check(memory["peak_rss_mb_1x"], qualifier="1x"),
         PEAK_RSS_MB.check(memory["peak_rss_mb_4x"], qualifier="4x"),
         RSS_4X_VS_1X.check(memory["ratio_4x_vs_1x"]),
@@ -186,15 +189,25 @@ def main() -> int:
     for speed in speeds:
         mb, size = speed["mb_per_s"], f"{speed['megabytes']:,.0f} MB"
         rows += [
-            [f"zarr (none) MB/s, {size}", mb["zarr-none"], mb["raw"],
-             speed["ratio_none_vs_raw"], str(ZARR_VS_RAW)],
+            [
+                f"zarr (none) MB/s, {size}",
+                mb["zarr-none"],
+                mb["raw"],
+                speed["ratio_none_vs_raw"],
+                str(ZARR_VS_RAW),
+            ],
             ["  median of rounds", "-", "-", speed["ratio_none_vs_raw_median"], "-"],
             [f"zarr (lz4) MB/s, {size}", mb["zarr-lz4"], mb["raw"], speed["ratio_lz4_vs_raw"], "-"],
         ]
     rows += [
         ["peak RSS MB, 1x", memory["peak_rss_mb_1x"], "-", "-", str(PEAK_RSS_MB)],
-        ["peak RSS MB, 4x", memory["peak_rss_mb_4x"], memory["peak_rss_mb_1x"],
-         memory["ratio_4x_vs_1x"], f"{PEAK_RSS_MB}; ratio {RSS_4X_VS_1X}"],
+        [
+            "peak RSS MB, 4x",
+            memory["peak_rss_mb_4x"],
+            memory["peak_rss_mb_1x"],
+            memory["ratio_4x_vs_1x"],
+            f"{PEAK_RSS_MB}; ratio {RSS_4X_VS_1X}",
+        ],
     ]
     return finish(
         "ingest",

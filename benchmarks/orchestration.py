@@ -66,8 +66,10 @@ def plain_demo(params: DemoParams) -> dict[str, float]:
         train(train_params(params, where, store, train_ids, val_ids, tag, reset))
     predict(
         PredictParams(
-            store=store, selection=SelectionConfig(ids=val_ids),
-            checkpoints=CheckpointConfig(url=where["checkpoints"]), model_tag="demo-carried",
+            store=store,
+            selection=SelectionConfig(ids=val_ids),
+            checkpoints=CheckpointConfig(url=where["checkpoints"]),
+            model_tag="demo-carried",
             stream=StreamConfig(lanes=params.lanes, segment_length=params.segment_length),
         )
     )
@@ -130,8 +132,18 @@ def main() -> int:
         "orchestration",
         {"demo": base.model_dump(), "seconds": times, "best": best, "overhead": overhead},
         [FLOWS_VS_PLAIN.check(best["flow"] / best["plain"])],
-        (["measure", "seconds", "baseline", "overhead", "goal"],
-         [["demo as flows vs plain calls", best["flow"], best["plain"], f"{overhead:+.1%}", goal]]),
+        (
+            ["measure", "seconds", "baseline", "overhead", "goal"],
+            [
+                [
+                    "demo as flows vs plain calls",
+                    best["flow"],
+                    best["plain"],
+                    f"{overhead:+.1%}",
+                    goal,
+                ]
+            ],
+        ),
     )
 
 

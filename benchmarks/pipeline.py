@@ -89,7 +89,9 @@ def build(
         frames = make(n, rng)
         sid = f"{name}-{i:03d}"
         group = repo.create(
-            sid, frame_shape=frames.shape[1:], dtype=frames.dtype,
+            sid,
+            frame_shape=frames.shape[1:],
+            dtype=frames.dtype,
             meta=SequenceMeta(segment_length=chunk),
         )
         stored = array_member(group, "frames")
@@ -217,6 +219,7 @@ def main() -> int:
     feature_lengths = [int(n * scale) for n in rng.integers(1000, 3000, size=48)]
     results: dict[str, Any] = {"lanes": LANES, "segment_length": SEGMENT}
     import tensorflow  # noqa: F401 - imported before timing, not inside the first dataset
+
     with tempfile.TemporaryDirectory(prefix="segflow-bench-") as tmp:
         sets = {
             "video": (video_frames, video_lengths, 64),
@@ -243,12 +246,30 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         for label, s in secs.items():
             twin = "memory dataset" if "dataset" in label else "memory reader"
             ceiling = "" if label.startswith("memory") else secs[twin] / s
-            rows.append([name, label, r["megabytes"] / s, r["frames"] / s, cpu[label] / gb,
-                         secs["naive"] / s, ceiling])
+            rows.append(
+                [
+                    name,
+                    label,
+                    r["megabytes"] / s,
+                    r["frames"] / s,
+                    cpu[label] / gb,
+                    secs["naive"] / s,
+                    ceiling,
+                ]
+            )
         fed = r["fed"]
         for label in ("disk", "memory", "constant"):
-            rows.append([name, f"model fed from {label}", r["megabytes"] / fed[label],
-                         r["frames"] / fed[label], "", "", fed["constant"] / fed[label]])
+            rows.append(
+                [
+                    name,
+                    f"model fed from {label}",
+                    r["megabytes"] / fed[label],
+                    r["frames"] / fed[label],
+                    "",
+                    "",
+                    fed["constant"] / fed[label],
+                ]
+            )
     return headers, rows
 
 

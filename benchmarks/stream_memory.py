@@ -94,7 +94,10 @@ def stream_child(store: str) -> None:
     repo = SequenceRepository(LocalStore(Path(store)))
     reader = StepReader(repo, [SEQUENCE], lanes=1, segment_length=SEGMENT)
     config = ModelConfig(
-        frame_shape=reader.frame_shape, input_dtype="uint8", encoder="avgpool", pool_size=POOL,
+        frame_shape=reader.frame_shape,
+        input_dtype="uint8",
+        encoder="avgpool",
+        pool_size=POOL,
         lstm_units=[UNITS],
     )
     engine = StreamingEngine(config, lanes=1, segment_length=SEGMENT)
@@ -104,12 +107,16 @@ def stream_child(store: str) -> None:
     for _, predictions in engine.predict(reader_dataset(reader), reader.steps(), reader.lengths):
         streamed += len(predictions)
     seconds = time.perf_counter() - started
-    print(json.dumps({
-        "frames": streamed,
-        "seconds": seconds,
-        "rss_before_stream": rss_before,
-        "peak_rss": peak_rss_bytes(),
-    }))
+    print(
+        json.dumps(
+            {
+                "frames": streamed,
+                "seconds": seconds,
+                "rss_before_stream": rss_before,
+                "peak_rss": peak_rss_bytes(),
+            }
+        )
+    )
 
 
 def measure(workdir: Path, frames: int, shape: tuple[int, int, int]) -> dict[str, Any]:
@@ -120,7 +127,10 @@ def measure(workdir: Path, frames: int, shape: tuple[int, int, int]) -> dict[str
     try:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.stream_memory", "--child", str(store)],
-            check=True, capture_output=True, text=True, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         )
     except subprocess.CalledProcessError as exc:
         sys.stderr.write(exc.stderr)
@@ -160,21 +170,33 @@ def main() -> int:
         runs = {f"{k}x": measure(Path(tmp), k * FRAMES_1X, shape) for k in (1, 4)}
     one, four = runs["1x"], runs["4x"]
     results = {
-        "frame_shape": list(shape), "segment_length": SEGMENT, "pool_size": POOL,
-        "lstm_units": UNITS, "lanes": 1, "runs": runs,
+        "frame_shape": list(shape),
+        "segment_length": SEGMENT,
+        "pool_size": POOL,
+        "lstm_units": UNITS,
+        "lanes": 1,
+        "runs": runs,
         "ratio_4x_vs_1x": four["peak_rss"] / one["peak_rss"],
     }
     rows = [
-        [f"{k} ({r['frames']} frames, {r['gigabytes']:.2g} GB)", r["peak_rss"] / 1e6,
-         r["rss_before_stream"] / 1e6, r["frames_per_s"], r["store_megabytes"]]
+        [
+            f"{k} ({r['frames']} frames, {r['gigabytes']:.2g} GB)",
+            r["peak_rss"] / 1e6,
+            r["rss_before_stream"] / 1e6,
+            r["frames_per_s"],
+            r["store_megabytes"],
+        ]
         for k, r in runs.items()
     ]
     rows.append(["peak RSS 4x / 1x", f"{results['ratio_4x_vs_1x']:.3f}", "-", "-", "-"])
-    headers = [f"run (goal: peak {PEAK_RSS_MB} MB, 4x/1x {RSS_4X_VS_1X})", "peak RSS MB",
-               "RSS before MB", "frames/s", "store MB"]
-    return finish(
-        "stream_memory", results, goals(runs, results["ratio_4x_vs_1x"]), (headers, rows)
-    )
+    headers = [
+        f"run (goal: peak {PEAK_RSS_MB} MB, 4x/1x {RSS_4X_VS_1X})",
+        "peak RSS MB",
+        "RSS before MB",
+        "frames/s",
+        "store MB",
+    ]
+    return finish("stream_memory", results, goals(runs, results["ratio_4x_vs_1x"]), (headers, rows))
 
 
 if __name__ == "__main__":

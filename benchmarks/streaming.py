@@ -94,8 +94,12 @@ def write_set(
         kind: Literal["per_frame"] | None = None if labels is None else "per_frame"
         meta = SequenceMeta(segment_length=chunk, label_kind=kind)
         group = repo.create(
-            sid, frame_shape=x.shape[1:], dtype=x.dtype, meta=meta,
-            label_shape=None if labels is None else (), label_dtype="float32",
+            sid,
+            frame_shape=x.shape[1:],
+            dtype=x.dtype,
+            meta=meta,
+            label_shape=None if labels is None else (),
+            label_dtype="float32",
         )
         stored = array_member(group, "frames")
         stored.resize(x.shape)
@@ -201,11 +205,13 @@ def classic_model(weights: list[np.ndarray]) -> Any:
     """The classic recipe's model: batch size 1, stateful LSTM, one output per frame."""
     import keras
 
-    model = keras.Sequential([
-        keras.Input(batch_shape=(1, None, FEATURES)),
-        keras.layers.LSTM(UNITS, stateful=True, return_sequences=True),
-        keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(1, None, FEATURES)),
+            keras.layers.LSTM(UNITS, stateful=True, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
     model.set_weights(weights)
     return model
 
@@ -241,11 +247,15 @@ def run_p1(
     classic_stream(model, few[:1], "predict_on_batch")
     ours = segflow_outputs(engine, dataset, reader, subset)
     max_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(classic, ours, strict=True))
-    seconds = alternate(rounds, {
-        "segflow": lambda: predict_all(engine, reader.iter_batches),
-        "classic predict": lambda: classic_stream(model, few, "predict"),
-        "classic predict_on_batch": lambda: classic_stream(model, few, "predict_on_batch"),
-    }, repeats={"segflow": 3, "classic predict_on_batch": 3})
+    seconds = alternate(
+        rounds,
+        {
+            "segflow": lambda: predict_all(engine, reader.iter_batches),
+            "classic predict": lambda: classic_stream(model, few, "predict"),
+            "classic predict_on_batch": lambda: classic_stream(model, few, "predict_on_batch"),
+        },
+        repeats={"segflow": 3, "classic predict_on_batch": 3},
+    )
     frames = {"segflow": sum(reader.lengths), "classic": sum(len(a) for a in few)}
     fps = {
         name: (frames["segflow"] if name == "segflow" else frames["classic"]) / s
@@ -278,12 +288,15 @@ def disk_vs_memory(
     memory = preloaded(reader)
     consume(engine, lambda: memory[:1])  # trace the step function
     consume(engine, lambda: dataset)  # warm tf.data and the page cache
-    seconds = alternate(rounds, {
-        "disk": lambda: consume(engine, reader.iter_batches),
-        "memory": lambda: consume(engine, lambda: memory, overlap=False),
-        "memory, overlapped": lambda: consume(engine, lambda: memory),
-        "disk, tf.data": lambda: consume(engine, lambda: dataset),
-    })
+    seconds = alternate(
+        rounds,
+        {
+            "disk": lambda: consume(engine, reader.iter_batches),
+            "memory": lambda: consume(engine, lambda: memory, overlap=False),
+            "memory, overlapped": lambda: consume(engine, lambda: memory),
+            "disk, tf.data": lambda: consume(engine, lambda: dataset),
+        },
+    )
     # The compute bound is the faster way of feeding memory: the plain loop, or the
     # overlapped one segflow uses (it costs a thread hand-off per step).
     seconds["memory"] = min(seconds["memory"], seconds.pop("memory, overlapped"))
@@ -311,9 +324,7 @@ def stream_setup(repo: Any, ids: list[str], config: Any, with_labels: bool) -> t
 
     engine = StreamingEngine(config, lanes=LANES, segment_length=SEGMENT)
     reader = StepReader(repo, ids, lanes=LANES, segment_length=SEGMENT, with_labels=with_labels)
-    dataset = make_dataset(
-        repo, ids, lanes=LANES, segment_length=SEGMENT, with_labels=with_labels
-    )
+    dataset = make_dataset(repo, ids, lanes=LANES, segment_length=SEGMENT, with_labels=with_labels)
     return engine, reader, dataset
 
 
@@ -323,10 +334,20 @@ def stream_setup(repo: Any, ids: list[str], config: Any, with_labels: bool) -> t
 def sizes(quick: bool) -> dict[str, Any]:
     """Data sizes and repeats: the default run, or a small smoke run."""
     if quick:
-        return {"features": (48, 100, 200), "video": (32, 40, 60), "train": (32, 100, 200),
-                "classic_subset": 2, "rounds": 2}
-    return {"features": (128, 300, 500), "video": (64, 120, 200), "train": (64, 300, 500),
-            "classic_subset": 10, "rounds": 5}
+        return {
+            "features": (48, 100, 200),
+            "video": (32, 40, 60),
+            "train": (32, 100, 200),
+            "classic_subset": 2,
+            "rounds": 2,
+        }
+    return {
+        "features": (128, 300, 500),
+        "video": (64, 120, 200),
+        "train": (64, 300, 500),
+        "classic_subset": 10,
+        "rounds": 5,
+    }
 
 
 def lengths(count: int, low: int, high: int, *, seed: int) -> list[int]:
@@ -338,8 +359,10 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     """Every goal, checked against the figures measured."""
     return [
         P1_VS_CLASSIC.check(results["p1"]["ratio_vs_predict"]),
-        *(target.check(results[key]["ratio_disk_vs_memory"])
-          for key, target in DISK_VS_MEMORY.items()),
+        *(
+            target.check(results[key]["ratio_disk_vs_memory"])
+            for key, target in DISK_VS_MEMORY.items()
+        ),
     ]
 
 
@@ -355,12 +378,17 @@ def main() -> int:
 
     features_config = ModelConfig(frame_shape=(FEATURES,), lstm_units=[UNITS])
     video_config = ModelConfig(
-        frame_shape=VIDEO_SHAPE, input_dtype="uint8", encoder="conv", conv_filters=[16, 32],
+        frame_shape=VIDEO_SHAPE,
+        input_dtype="uint8",
+        encoder="conv",
+        conv_filters=[16, 32],
         lstm_units=[UNITS],
     )
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {
-        "lanes": LANES, "segment_length": SEGMENT, "quick": args.quick,
+        "lanes": LANES,
+        "segment_length": SEGMENT,
+        "quick": args.quick,
         "load_average_before": os.getloadavg(),  # other processes on the machine skew ratios
     }
     with tempfile.TemporaryDirectory(prefix="segflow-bench-") as tmp:
@@ -385,8 +413,10 @@ def main() -> int:
         engine, reader, dataset = stream_setup(repo, ids, features_config, with_labels=True)
         results["p6_train"] = disk_vs_memory(engine, reader, dataset, train_all, rounds)
     results["load_average_after"] = os.getloadavg()
-    load = (f"1-minute load average before/after: {results['load_average_before'][0]:.1f} / "
-            f"{results['load_average_after'][0]:.1f} on {os.cpu_count()} CPUs")
+    load = (
+        f"1-minute load average before/after: {results['load_average_before'][0]:.1f} / "
+        f"{results['load_average_after'][0]:.1f} on {os.cpu_count()} CPUs"
+    )
     return finish("streaming", results, goals(results), table(results), notes=[load])
 
 
@@ -395,10 +425,20 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     p1 = results["p1"]
     fps = p1["frames_per_s"]
     rows: list[list[Any]] = [
-        ["P1 segflow vs classic predict", fps["segflow"], fps["classic predict"],
-         p1["ratio_vs_predict"], str(P1_VS_CLASSIC)],
-        ["P1 segflow vs predict_on_batch", fps["segflow"], fps["classic predict_on_batch"],
-         p1["ratio_vs_predict_on_batch"], "-"],
+        [
+            "P1 segflow vs classic predict",
+            fps["segflow"],
+            fps["classic predict"],
+            p1["ratio_vs_predict"],
+            str(P1_VS_CLASSIC),
+        ],
+        [
+            "P1 segflow vs predict_on_batch",
+            fps["segflow"],
+            fps["classic predict_on_batch"],
+            p1["ratio_vs_predict_on_batch"],
+            "-",
+        ],
     ]
     for key, label in (
         ("p2_features", "P2a disk vs memory, 256-d"),
@@ -407,10 +447,18 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     ):
         r = results[key]
         fps = r["frames_per_s"]
-        rows.append([label, fps["disk"], fps["memory"], r["ratio_disk_vs_memory"],
-                     str(DISK_VS_MEMORY[key])])
-        rows.append(["  same, through tf.data", fps["disk, tf.data"], fps["memory"],
-                     r["ratio_disk_tfdata_vs_memory"], "-"])
+        rows.append(
+            [label, fps["disk"], fps["memory"], r["ratio_disk_vs_memory"], str(DISK_VS_MEMORY[key])]
+        )
+        rows.append(
+            [
+                "  same, through tf.data",
+                fps["disk, tf.data"],
+                fps["memory"],
+                r["ratio_disk_tfdata_vs_memory"],
+                "-",
+            ]
+        )
     return ["measure", "frames/s", "baseline frames/s", "ratio", "goal"], rows
 
 

@@ -349,8 +349,9 @@ def download_files(store: Store, where: str, files: dict[str, Any], target: Path
     for name, record in files.items():
         key = f"{where}/{name}"
         if "/" in name or name in ("", ".", "..") or not isinstance(record, dict):
-            raise CheckpointError(f"Manifest of {where!r} in store {store.url!r} is corrupt: "
-                                  f"bad file entry {name!r}.")
+            raise CheckpointError(
+                f"Manifest of {where!r} in store {store.url!r} is corrupt: bad file entry {name!r}."
+            )
         try:
             data = store.read_bytes(key)
         except KeyNotFoundError:

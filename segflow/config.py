@@ -71,9 +71,7 @@ class WriteConfig(Frozen):
         description="Chunk compression: auto = blosc lz4 + bitshuffle for integer frames, "
         "none for floats (they compress ~1.16x and decode on the streaming path).",
     )
-    write_workers: int = Field(
-        2, gt=0, description="Chunks encoded and written concurrently."
-    )
+    write_workers: int = Field(2, gt=0, description="Chunks encoded and written concurrently.")
     block_bytes: int = Field(
         16 * 2**20,
         gt=0,
@@ -321,9 +319,7 @@ class BackfillParams(Frozen):
     )
     force: bool = Field(False, description="Redo partitions already done.")
     dry_run: bool = Field(False, description="Only list what would run.")
-    concurrency: int = Field(
-        4, gt=0, le=32, description="Partitions run at once when not ordered."
-    )
+    concurrency: int = Field(4, gt=0, le=32, description="Partitions run at once when not ordered.")
     predict: bool = Field(True, description="Predict each partition after ingesting it.")
     model_tag: ModelTag = Field(
         "default", description="Model predicting; markers are kept per tag."

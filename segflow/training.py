@@ -212,12 +212,17 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     latest = manager.latest()
     ids, config, saved = _plan(repo, manager, latest, params)
     if (  # finished, and exported: only report
-        saved is not None and latest is not None and saved.epoch >= params.epochs
+        saved is not None
+        and latest is not None
+        and saved.epoch >= params.epochs
         and exported_from(ckpt_store, params.model_tag) == latest
     ):
         return _report(params, config, saved, latest, started, resumed_from=latest)
     reader = StepReader(
-        repo, ids, lanes=params.stream.lanes, segment_length=params.stream.segment_length,
+        repo,
+        ids,
+        lanes=params.stream.lanes,
+        segment_length=params.stream.segment_length,
         with_labels=True,
     )
     engine = _build_engine(params, config, reader)
@@ -275,7 +280,10 @@ def _validation_reader(repo: SequenceRepository, params: TrainParams) -> StepRea
         return None
     ids = select_sequences(repo, SelectionConfig(ids=params.validation_ids))
     return StepReader(
-        repo, ids, lanes=params.stream.lanes, segment_length=params.stream.segment_length,
+        repo,
+        ids,
+        lanes=params.stream.lanes,
+        segment_length=params.stream.segment_length,
         with_labels=True,
     )
 
@@ -394,10 +402,15 @@ class _Trainer:
             if self.on_step is not None:
                 total = self.params.epochs * per_epoch
                 position = cursor.epoch * per_epoch + index + 1
-                self.on_step(StepEvent(
-                    frames=frames, fraction=min(1.0, position / max(1, total)),
-                    step=extra["steps"], steps=total, loss=loss,
-                ))
+                self.on_step(
+                    StepEvent(
+                        frames=frames,
+                        fraction=min(1.0, position / max(1, total)),
+                        step=extra["steps"],
+                        steps=total,
+                        loss=loss,
+                    )
+                )
         metrics = _means(extra["totals"], self.engine.metric_name)
         if self.validation is not None:
             metrics |= self._validate()
@@ -430,7 +443,11 @@ class _Trainer:
 
 def _advance(cursor: Cursor, epoch: int, step: int, extra: dict[str, Any]) -> Cursor:
     return Cursor(
-        kind="train", epoch=epoch, step=step, ids=cursor.ids, lanes=cursor.lanes,
+        kind="train",
+        epoch=epoch,
+        step=step,
+        ids=cursor.ids,
+        lanes=cursor.lanes,
         segment_length=cursor.segment_length,
         extra={**extra, "totals": dict(extra["totals"])},
     )

@@ -34,8 +34,13 @@ app = typer.Typer(
 )
 app.add_typer(synth_app, name="synth")
 for command in (
-    commands.ingest, commands.train, commands.predict, commands.inspect, commands.demo,
-    commands.backfill, serve,
+    commands.ingest,
+    commands.train,
+    commands.predict,
+    commands.inspect,
+    commands.demo,
+    commands.backfill,
+    serve,
 ):
     app.command()(command)
 

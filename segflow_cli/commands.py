@@ -1,4 +1,5 @@
-"""The commands that run flows or read the store: ingest, train, predict, inspect, demo, backfill."""
+"""The commands that run flows or read the store: ingest, train, predict, inspect, demo,
+backfill."""
 
 from __future__ import annotations
 
@@ -35,9 +36,13 @@ __all__ = ["backfill", "demo", "ingest", "inspect", "predict", "train"]
 
 
 def ingest(
-    sources: Annotated[list[str], typer.Argument(help="Paths, globs, directories or s3:// prefixes.")],
+    sources: Annotated[
+        list[str], typer.Argument(help="Paths, globs, directories or s3:// prefixes.")
+    ],
     store: StoreOption = DEFAULT_STORE,
-    sequence_id: Annotated[str | None, typer.Option("--id", help="Sequence id (one source).")] = None,
+    sequence_id: Annotated[
+        str | None, typer.Option("--id", help="Sequence id (one source).")
+    ] = None,
     segment_length: Annotated[int, typer.Option(help="Frames per segment (time chunk).")] = 16,
     labels: Annotated[str | None, typer.Option(help="Label file (one source).")] = None,
     append: Annotated[bool, typer.Option(help="Append to an existing sequence.")] = False,
@@ -47,7 +52,9 @@ def ingest(
     grayscale: Annotated[bool, typer.Option(help="Convert frames to one channel.")] = False,
     label_column: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
     timestamp_column: Annotated[str | None, typer.Option(help="CSV timestamp column.")] = None,
-    dask: Annotated[bool, typer.Option("--dask", help="Run sources on a local Dask cluster.")] = False,
+    dask: Annotated[
+        bool, typer.Option("--dask", help="Run sources on a local Dask cluster.")
+    ] = False,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -89,7 +96,10 @@ def _run_ingest(params: IngestParams, *, as_json: bool) -> None:
     from segflow.ingest import IngestReport
 
     report, failed = flow_report(
-        ingest_flow, params, "ingest", FrameProgress(console, enabled=not as_json),
+        ingest_flow,
+        params,
+        "ingest",
+        FrameProgress(console, enabled=not as_json),
         expected=IngestReport,
     )
     if as_json:
@@ -107,8 +117,12 @@ def _print_ingest_report(report: IngestReport) -> None:
     for r in report.results:
         style = {"failed": "red", "skipped": "dim"}.get(r.status, "")
         table.add_row(
-            r.sequence_id, f"[{style}]{r.status}[/]" if style else r.status,
-            str(r.frames), f"{r.bytes / 1e6:.1f}", f"{r.seconds:.2f}", r.message,
+            r.sequence_id,
+            f"[{style}]{r.status}[/]" if style else r.status,
+            str(r.frames),
+            f"{r.bytes / 1e6:.1f}",
+            f"{r.seconds:.2f}",
+            r.message,
         )
     console.print(table)
     console.print(report.summary.headline())
@@ -116,8 +130,12 @@ def _print_ingest_report(report: IngestReport) -> None:
 
 def train(
     store: StoreOption = DEFAULT_STORE,
-    checkpoints: Annotated[str, typer.Option(help="Local path or s3:// URL for checkpoints.")] = "./segflow-checkpoints",
-    config: Annotated[Path | None, typer.Option(help="JSON/YAML/TOML file of train parameters.")] = None,
+    checkpoints: Annotated[
+        str, typer.Option(help="Local path or s3:// URL for checkpoints.")
+    ] = "./segflow-checkpoints",
+    config: Annotated[
+        Path | None, typer.Option(help="JSON/YAML/TOML file of train parameters.")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the sequences.")] = None,
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
@@ -151,8 +169,12 @@ def train(
 
 def predict(
     store: StoreOption = DEFAULT_STORE,
-    checkpoints: Annotated[str, typer.Option(help="Where the trained model was exported.")] = "./segflow-checkpoints",
-    model_tag: Annotated[str, typer.Option(help="The model's tag; predictions/<tag>/ in the store.")] = "default",
+    checkpoints: Annotated[
+        str, typer.Option(help="Where the trained model was exported.")
+    ] = "./segflow-checkpoints",
+    model_tag: Annotated[
+        str, typer.Option(help="The model's tag; predictions/<tag>/ in the store.")
+    ] = "default",
     segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     ids: Annotated[list[str] | None, typer.Option("--id", help="Only these sequences.")] = None,
@@ -178,8 +200,12 @@ def predict(
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
     counts = {
-        "predicted": report.predicted, "continued": report.continued, "skipped": report.skipped,
-        "frames": report.frames, "steps": report.steps, "resumed_from": report.resumed_from,
+        "predicted": report.predicted,
+        "continued": report.continued,
+        "skipped": report.skipped,
+        "frames": report.frames,
+        "steps": report.steps,
+        "resumed_from": report.resumed_from,
         "seconds": report.seconds,
     }
     console.print(
@@ -211,14 +237,21 @@ def inspect(
         table.add_column(column)
     for i in infos:
         table.add_row(
-            i.id, str(i.length), str(i.frame_shape), i.dtype, str(i.chunks),
-            i.meta.label_kind or "-", "yes" if i.complete else "[red]no[/]",
+            i.id,
+            str(i.length),
+            str(i.frame_shape),
+            i.dtype,
+            str(i.chunks),
+            i.meta.label_kind or "-",
+            "yes" if i.complete else "[red]no[/]",
         )
     Console().print(table)
 
 
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("segflow-demo"),
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path(
+        "segflow-demo"
+    ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Training epochs of each model.")] = None,
     videos: Annotated[int | None, typer.Option(help="Synthetic videos.")] = None,
@@ -250,19 +283,37 @@ def demo(
 
 
 def backfill(
-    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: the archive's first).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: the archive's last).")] = None,
-    archive: Annotated[str, typer.Option(help="Local path or s3:// prefix of YYYY-MM-DD/ folders.")] = "./archive",
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default: the archive's first).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day, YYYY-MM-DD (default: the archive's last).")
+    ] = None,
+    archive: Annotated[
+        str, typer.Option(help="Local path or s3:// prefix of YYYY-MM-DD/ folders.")
+    ] = "./archive",
     store: StoreOption = DEFAULT_STORE,
-    checkpoints: Annotated[str, typer.Option(help="Where the model was exported.")] = "./segflow-checkpoints",
-    model_tag: Annotated[str, typer.Option(help="Model predicting; partitions are done per tag.")] = "default",
-    ordered: Annotated[bool, typer.Option(help="Days continue each other: append, run in date order.")] = False,
+    checkpoints: Annotated[
+        str, typer.Option(help="Where the model was exported.")
+    ] = "./segflow-checkpoints",
+    model_tag: Annotated[
+        str, typer.Option(help="Model predicting; partitions are done per tag.")
+    ] = "default",
+    ordered: Annotated[
+        bool, typer.Option(help="Days continue each other: append, run in date order.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Redo partitions already done.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would run.")] = False,
     concurrency: Annotated[int, typer.Option(help="Partitions at once (unordered).")] = 4,
-    predict: Annotated[bool, typer.Option(help="Predict each partition after ingesting it.")] = True,
-    segment_length: Annotated[int | None, typer.Option(help="Frames per segment (ingest and predict).")] = None,
-    lanes: Annotated[int | None, typer.Option(help="Sequences side by side when predicting.")] = None,
+    predict: Annotated[
+        bool, typer.Option(help="Predict each partition after ingesting it.")
+    ] = True,
+    segment_length: Annotated[
+        int | None, typer.Option(help="Frames per segment (ingest and predict).")
+    ] = None,
+    lanes: Annotated[
+        int | None, typer.Option(help="Sequences side by side when predicting.")
+    ] = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -272,15 +323,25 @@ def backfill(
     from segflow.config import BackfillParams
 
     overrides = {
-        "archive": archive, "start": start, "end": end, "ordered": ordered, "force": force,
-        "dry_run": dry_run, "concurrency": concurrency, "predict": predict, "model_tag": model_tag,
+        "archive": archive,
+        "start": start,
+        "end": end,
+        "ordered": ordered,
+        "force": force,
+        "dry_run": dry_run,
+        "concurrency": concurrency,
+        "predict": predict,
+        "model_tag": model_tag,
         **locations(store, checkpoints, s3_endpoint),
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "write": {"segment_length": segment_length},
     }
     params = validated(BackfillParams, merge({}, overrides))
     report, failed = flow_report(
-        backfill_flow, params, "backfill", PartitionBar(console, enabled=not (as_json or dry_run)),
+        backfill_flow,
+        params,
+        "backfill",
+        PartitionBar(console, enabled=not (as_json or dry_run)),
         expected=BackfillReport,
     )
     if as_json:
@@ -302,9 +363,12 @@ def _print_backfill(report: BackfillReport) -> None:
             status = "would run" if report.dry_run else r.status
             style = {"failed": "red", "not run": "dim"}.get(r.status, "")
             table.add_row(
-                r.partition, f"[{style}]{status}[/]" if style else status, str(len(r.sequences)),
-                str(r.frames), f"{r.seconds:.2f}", r.message,
+                r.partition,
+                f"[{style}]{status}[/]" if style else status,
+                str(len(r.sequences)),
+                str(r.frames),
+                f"{r.seconds:.2f}",
+                r.message,
             )
         Console().print(table)
     console.print(report.headline())
-

@@ -68,7 +68,10 @@ def load_config_file(path: Path | None) -> dict[str, Any]:
     else:
         data = json.loads(text)
     if not isinstance(data, dict):
-        raise fail(f"Config file {str(path)!r} must hold a mapping of parameters, got {type(data).__name__}.")
+        raise fail(
+            f"Config file {str(path)!r} must hold a mapping of parameters, "
+            f"got {type(data).__name__}."
+        )
     return data
 
 
@@ -98,4 +101,3 @@ def validated(model: type[ModelT], data: dict[str, Any]) -> ModelT:
         return model(**data)
     except (ValueError, SegflowError) as error:
         raise fail(error) from None
-

@@ -23,7 +23,9 @@ def synth_videos_command(
     """Write encoded videos with flash events and per-frame parity labels (sidecars)."""
     from segflow.synth import synth_videos
 
-    paths = synth_videos(out_dir, count=count, frames=frames, height=size, width=size, fps=fps, seed=seed)
+    paths = synth_videos(
+        out_dir, count=count, frames=frames, height=size, width=size, fps=fps, seed=seed
+    )
     for path in paths:
         typer.echo(str(path))
 
@@ -57,4 +59,3 @@ def synth_array_command(
     frame_shape = tuple(int(s) for s in shape.split(",") if s)
     for written in synth_array(path, frames=frames, shape=frame_shape, dtype=dtype, seed=seed):
         typer.echo(str(written))
-

@@ -84,7 +84,15 @@ class CheckpointError(StoreError):
 
 
 for _error in (
-    SegflowError, ConfigError, InvalidIdError, StoreError, UnknownSchemeError, KeyNotFoundError,
-    SequenceNotFoundError, IncompleteSequenceError, LockedError, CheckpointError,
+    SegflowError,
+    ConfigError,
+    InvalidIdError,
+    StoreError,
+    UnknownSchemeError,
+    KeyNotFoundError,
+    SequenceNotFoundError,
+    IncompleteSequenceError,
+    LockedError,
+    CheckpointError,
 ):
     _error.__module__ = _PUBLIC_MODULE

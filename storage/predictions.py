@@ -334,9 +334,7 @@ class PredictionRepository:
         finally:
             self._release(key, token)
 
-    def _acquire(
-        self, model_tag: str, key: str, record: dict[str, Any], break_lock: bool
-    ) -> None:
+    def _acquire(self, model_tag: str, key: str, record: dict[str, Any], break_lock: bool) -> None:
         data = json.dumps(record).encode()
         if self.store.create_exclusive(key, data):
             return

@@ -161,9 +161,7 @@ class S3Store(Store):
             try:
                 return bytes(self._fs.cat_file(path))
             except (FileNotFoundError, IsADirectoryError):
-                raise KeyNotFoundError(
-                    f"No object at key {key!r} in store {self.url!r}."
-                ) from None
+                raise KeyNotFoundError(f"No object at key {key!r} in store {self.url!r}.") from None
 
     def write_bytes(self, key: str, data: bytes) -> None:
         # One PUT (multipart above 100 MB, still committed at once): readers see old or new.
@@ -184,7 +182,10 @@ class S3Store(Store):
             while True:
                 try:
                     self._fs.call_s3(
-                        "put_object", Bucket=self.bucket, Key=object_key, Body=bytes(data),
+                        "put_object",
+                        Bucket=self.bucket,
+                        Key=object_key,
+                        Body=bytes(data),
                         IfNoneMatch="*",
                     )
                     return True
@@ -227,7 +228,10 @@ class S3Store(Store):
         page_token: dict[str, str] = {}
         while True:
             page = self._fs.call_s3(
-                "list_objects_v2", Bucket=self.bucket, Prefix=s3_prefix, MaxKeys=_LIST_PAGE,
+                "list_objects_v2",
+                Bucket=self.bucket,
+                Prefix=s3_prefix,
+                MaxKeys=_LIST_PAGE,
                 **page_token,
             )
             yield from (item["Key"] for item in page.get("Contents", []))
@@ -250,7 +254,8 @@ class S3Store(Store):
             for start in range(0, len(object_keys), _DELETE_BATCH):
                 batch = object_keys[start : start + _DELETE_BATCH]
                 response = self._fs.call_s3(
-                    "delete_objects", Bucket=self.bucket,
+                    "delete_objects",
+                    Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                 )
                 if response.get("Errors"):
@@ -271,8 +276,11 @@ class S3Store(Store):
         metadata = sorted(set(keys) - set(data), key=lambda k: -k.count("/"))
         with self._errors(f"move {src!r} to {dst!r}"):
             if data:
-                self._fs.copy([self._path(k) for k in data],
-                              [self._path(dst + k[len(src) :]) for k in data], on_error="raise")
+                self._fs.copy(
+                    [self._path(k) for k in data],
+                    [self._path(dst + k[len(src) :]) for k in data],
+                    on_error="raise",
+                )
             for key in metadata:
                 self._fs.copy(self._path(key), self._path(dst + key[len(src) :]))
         self._delete_objects([self._object_key(k) for k in keys])

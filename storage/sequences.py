@@ -93,9 +93,7 @@ def compressors_for(compression: Compression) -> list[Any]:
     elif compression == "none":
         first = []
     else:
-        raise ConfigError(
-            f"Invalid compression {compression!r}: expected 'lz4', 'zstd' or 'none'."
-        )
+        raise ConfigError(f"Invalid compression {compression!r}: expected 'lz4', 'zstd' or 'none'.")
     return [*first, Crc32cCodec()]
 
 
@@ -394,8 +392,9 @@ def _time_array(
         chunks=(time_chunk, *shape[1:]),
         dtype=dtype,
         compressors=compressors,
-        dimension_names=frame_dimension_names(shape[1:]) if name == "frames" else
-        ("time", *(f"{name}_{i}" for i in range(len(shape) - 1))),
+        dimension_names=frame_dimension_names(shape[1:])
+        if name == "frames"
+        else ("time", *(f"{name}_{i}" for i in range(len(shape) - 1))),
         fill_value=0,
         # Flat chunk keys (frames/c.3.0.0.0): "/" would nest a directory per index on a local
         # disk, and creating three directories per chunk cost ~40% of an uncompressed write.

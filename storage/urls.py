@@ -43,6 +43,5 @@ def open_store(url: str | os.PathLike[str], storage_options: dict[str, Any] | No
 
         return S3Store(text, storage_options=storage_options)
     raise UnknownSchemeError(
-        f"Unknown store URL scheme {scheme!r} in {text!r}: expected a local path, "
-        f"file:// or s3://."
+        f"Unknown store URL scheme {scheme!r} in {text!r}: expected a local path, file:// or s3://."
     )

@@ -69,7 +69,11 @@ def plot_task(
     events = np.diff(labels, prepend=0) != 0
     curve = np.asarray(read_outputs(sequence_id)).reshape(len(labels), -1)[:, 0]
     path = plot_sequence(
-        Path(out), sequence_id, labels, {"carried state": curve}, events=events,
+        Path(out),
+        sequence_id,
+        labels,
+        {"carried state": curve},
+        events=events,
         segment_length=segment_length,
     )
     create_link_artifact(

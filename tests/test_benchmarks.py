@@ -93,8 +93,13 @@ def test_results_json_records_goals_and_verdict(results_dir: Path) -> None:
     assert document["benchmark"] == "demo" and document["figure"] == 1.5
     assert document["goals"] == [
         {"measure": "ratio", "comparison": ">=", "threshold": 0.8, "value": 0.86, "passed": True},
-        {"measure": "peak RSS MB", "comparison": "<", "threshold": 1500, "value": 1600.0,
-         "passed": False},
+        {
+            "measure": "peak RSS MB",
+            "comparison": "<",
+            "threshold": 1500,
+            "value": 1600.0,
+            "passed": False,
+        },
     ]
     assert document["passed"] is False
 
@@ -149,7 +154,11 @@ print(json.dumps({"declared": declared, "heavy": heavy}))
 def declared() -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-c", _DECLARED, *names()],
-        cwd=ROOT, check=True, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -157,7 +166,12 @@ def declared() -> dict[str, object]:
 
 def test_the_runner_finds_every_benchmark() -> None:
     assert names() == [
-        "backfill", "ingest", "orchestration", "pipeline", "stream_memory", "streaming"
+        "backfill",
+        "ingest",
+        "orchestration",
+        "pipeline",
+        "stream_memory",
+        "streaming",
     ]
 
 

@@ -18,8 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("storage", "segflow", "tasks", "flows", "segflow_cli", "benchmarks")
 #: What each layer may not import (by top-level name).
 FORBIDDEN = {
-    "storage": {"segflow", "segflow_cli", "tasks", "flows", "benchmarks", "prefect", "prefect_dask",
-                "tensorflow", "keras"},
+    "storage": {
+        "segflow",
+        "segflow_cli",
+        "tasks",
+        "flows",
+        "benchmarks",
+        "prefect",
+        "prefect_dask",
+        "tensorflow",
+        "keras",
+    },
     "segflow": {"segflow_cli", "tasks", "flows", "benchmarks", "prefect", "prefect_dask"},
     "tasks": {"segflow_cli", "flows", "benchmarks"},
     "flows": {"segflow_cli", "benchmarks"},
@@ -109,8 +118,10 @@ def test_no_private_names_across_modules() -> None:
         if _layer(imp.module) not in PACKAGES:
             continue
         owner = _private_module(imp.module)
-        importer_package = imp.importer if modules[imp.importer].name == "__init__.py" else (
-            imp.importer.rpartition(".")[0]
+        importer_package = (
+            imp.importer
+            if modules[imp.importer].name == "__init__.py"
+            else (imp.importer.rpartition(".")[0])
         )
         if owner is not None and not (importer_package + ".").startswith(owner + "."):
             wrong.append(f"{imp.importer}:{imp.line} imports private module {imp.module}")
@@ -131,7 +142,8 @@ def test_private_rule_catches_a_violation(tmp_path: Path) -> None:
     path.write_text("from segflow.backfill import _identity\nimport segflow.sources._common\n")
     found = imports_of("segflow.report", path)
     assert [(i.module, i.name) for i in found] == [
-        ("segflow.backfill", "_identity"), ("segflow.sources._common", None)
+        ("segflow.backfill", "_identity"),
+        ("segflow.sources._common", None),
     ]
     assert _private_module("segflow.sources._common") == "segflow.sources"
 
@@ -155,8 +167,10 @@ def _fresh_modules(statement: str) -> set[str]:
     [
         # the bottom layer: nothing of segflow, no TensorFlow
         ("import storage", {"segflow", "tensorflow", "keras", "prefect"}),
-        ("import storage.sequences, storage.predictions, storage.urls, storage.chunks",
-         {"segflow", "tensorflow", "keras", "prefect"}),
+        (
+            "import storage.sequences, storage.predictions, storage.urls, storage.chunks",
+            {"segflow", "tensorflow", "keras", "prefect"},
+        ),
         # the scheduler is pure: planning a schedule needs no framework
         ("import segflow.engine.scheduler", {"tensorflow", "keras", "prefect"}),
         # configuration models double as flow parameters; they stay light
@@ -174,7 +188,11 @@ def test_importing_the_core_has_no_side_effects() -> None:
         "print(sorted(set(os.environ.items()) ^ set(before.items())))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
         env={"PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip() == "[]"

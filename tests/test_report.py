@@ -14,8 +14,8 @@ from segflow.report import markdown_table, plot_sequence, predicted_classes, sco
 @pytest.mark.parametrize(
     "outputs, classes",
     [
-        (np.array([[0.2], [0.5], [0.9]]), [0, 1, 1]),           # one output: threshold 0.5
-        (np.array([0.1, 0.7]), [0, 1]),                         # flat vector
+        (np.array([[0.2], [0.5], [0.9]]), [0, 1, 1]),  # one output: threshold 0.5
+        (np.array([0.1, 0.7]), [0, 1]),  # flat vector
         (np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]), [1, 0]),  # several: argmax
     ],
 )
@@ -37,10 +37,20 @@ def test_score_refuses_length_mismatch() -> None:
 
 
 def test_markdown_table_and_plot(tmp_path: Path) -> None:
-    assert markdown_table(["x", "y"], [[1, 2]]).splitlines() == ["| x | y |", "|---|---|", "| 1 | 2 |"]
+    assert markdown_table(["x", "y"], [[1, 2]]).splitlines() == [
+        "| x | y |",
+        "|---|---|",
+        "| 1 | 2 |",
+    ]
     labels = np.array([0, 0, 1, 1, 0])
-    path = plot_sequence(tmp_path / "p.png", "s", labels, {"m": labels * 0.9},
-                         events=np.diff(labels, prepend=0) != 0, segment_length=2)
+    path = plot_sequence(
+        tmp_path / "p.png",
+        "s",
+        labels,
+        {"m": labels * 0.9},
+        events=np.diff(labels, prepend=0) != 0,
+        segment_length=2,
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -59,10 +59,20 @@ def test_ingest_train_predict_on_s3(s3_store_url: str, s3_storage_options: dict[
     )
     stream = StreamConfig(lanes=2, segment_length=8)
     model = ModelConfig(frame_shape=(3,), lstm_units=[4], task="binary")
-    report = train(TrainParams(store=store, checkpoints=checkpoints, model=model, stream=stream,
-                               epochs=1, model_tag="s3m"))
+    report = train(
+        TrainParams(
+            store=store,
+            checkpoints=checkpoints,
+            model=model,
+            stream=stream,
+            epochs=1,
+            model_tag="s3m",
+        )
+    )
     assert report.epochs == 1 and report.checkpoint
-    predicted = predict(PredictParams(store=store, checkpoints=checkpoints, model_tag="s3m", stream=stream))
+    predicted = predict(
+        PredictParams(store=store, checkpoints=checkpoints, model_tag="s3m", stream=stream)
+    )
     assert predicted.predicted == 3
     outputs = PredictionRepository(open_store(s3_store_url, s3_storage_options)).read("s3m", "cam1")
     assert outputs.shape == (27, 1) and np.isfinite(outputs).all()

@@ -32,6 +32,7 @@ from storage.validation import invalid_argument, require_positive_int
 
 __all__ = ["FrameEncoder", "ModelConfig", "ToFloat", "activate", "build_model", "lstm_layers"]
 
+
 @keras.saving.register_keras_serializable(package="segflow")
 class ToFloat(layers.Layer):
     """Cast frames to float32, scaling ``uint8`` to ``[0, 1]`` (inside the graph).
@@ -85,9 +86,7 @@ class FrameEncoder(layers.Layer):
         self.pool_size = pool_size
         self.conv_filters = tuple(conv_filters)
         self.seed = seed
-        self.frame_model = _frame_model(
-            kind, self.frame_shape, pool_size, self.conv_filters, seed
-        )
+        self.frame_model = _frame_model(kind, self.frame_shape, pool_size, self.conv_filters, seed)
         if self.frame_model is None:
             self.features = self.frame_shape[0]
         else:
@@ -148,7 +147,11 @@ def _frame_model(
         for i, filters in enumerate(conv_filters):
             stack.append(
                 layers.Conv2D(
-                    filters, 3, padding="same", activation="relu", name=f"conv_{i}",
+                    filters,
+                    3,
+                    padding="same",
+                    activation="relu",
+                    name=f"conv_{i}",
                     kernel_initializer=_seeded(seed, 500 + i),
                 )
             )
@@ -193,14 +196,21 @@ def build_model(
     scale = 1.0 / 255.0 if config.input_dtype == "uint8" else 1.0
     x = ToFloat(scale, name="to_float")(frames)
     x = FrameEncoder(
-        config.encoder, config.frame_shape, config.pool_size, tuple(config.conv_filters),
-        seed=seed, name="encoder",
+        config.encoder,
+        config.frame_shape,
+        config.pool_size,
+        tuple(config.conv_filters),
+        seed=seed,
+        name="encoder",
     )(x)
     last = len(config.lstm_units) - 1
     for i, units in enumerate(config.lstm_units):
         sequences = i < last or config.head == "many_to_many"
         lstm = layers.LSTM(
-            units, return_sequences=sequences, stateful=stateful, name=f"lstm_{i}",
+            units,
+            return_sequences=sequences,
+            stateful=stateful,
+            name=f"lstm_{i}",
             kernel_initializer=_seeded(seed, 2 * i + 1),
             recurrent_initializer=_seeded(seed, 2 * i + 2, "orthogonal"),
         )

@@ -112,8 +112,15 @@ def ingest_source(
     labels_path = labels_path or sidecar_labels(uri, storage_options=storage_options)
     labels = _external_labels(labels_path, probe, storage_options)
     plan = _plan(
-        repo, target, probe, source.provisional_fingerprint(), existing, staged, write_config,
-        append=append, force=force,
+        repo,
+        target,
+        probe,
+        source.provisional_fingerprint(),
+        existing,
+        staged,
+        write_config,
+        append=append,
+        force=force,
     )
     if plan.action == "skip":
         return IngestResult(uri, target, "skipped", message=plan.reason)

@@ -217,8 +217,7 @@ def stream(run: PredictionRun, reader: StepReader, on_step: StepCallback | None)
     engine = run.engine
     lengths = [e.frames for e in run.scheduled]
     first_step = {
-        a.sequence: a.first_step
-        for a in assignments(lengths, engine.lanes, engine.segment_length)
+        a.sequence: a.first_step for a in assignments(lengths, engine.lanes, engine.segment_length)
     }
     batches = reader.iter_batches(run.start_step)
     try:
@@ -259,12 +258,14 @@ def _loop(
         if following % every == 0 and following < reader.num_steps:
             save(run, following, first_step)
         if on_step is not None:
-            on_step(StepEvent(
-                frames=sum(slot.valid for slot in step.slots),
-                fraction=following / reader.num_steps,
-                step=following,
-                steps=reader.num_steps,
-            ))
+            on_step(
+                StepEvent(
+                    frames=sum(slot.valid for slot in step.slots),
+                    fraction=following / reader.num_steps,
+                    step=following,
+                    steps=reader.num_steps,
+                )
+            )
     return done
 
 
@@ -291,7 +292,8 @@ def inject_states(run: PredictionRun, step: Step, reset: np.ndarray) -> np.ndarr
     starting = [
         (lane, run.scheduled[slot.sequence])
         for lane, slot in enumerate(step.slots)
-        if slot.sequence is not None and slot.start == 0
+        if slot.sequence is not None
+        and slot.start == 0
         and run.scheduled[slot.sequence].action == "continue"
     ]
     if not starting:

@@ -135,15 +135,20 @@ def plan_entries(
             else:
                 states[sequence_id] = state
         entries.append(
-            PlanEntry(sequence_id, action, offset, seq.length, seq.fingerprint, seq.sources,
-                      seq.segment_length)
+            PlanEntry(
+                sequence_id,
+                action,
+                offset,
+                seq.length,
+                seq.fingerprint,
+                seq.sources,
+                seq.segment_length,
+            )
         )
     return entries, states
 
 
-def decide(
-    seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel
-) -> tuple[Action, int]:
+def decide(seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel) -> tuple[Action, int]:
     """``(action, first frame)`` for a sequence given its previous predictions, if any."""
     same_model = old is not None and (
         old.config_hash == model.config.config_hash()

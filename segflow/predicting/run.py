@@ -70,7 +70,11 @@ def predict(
         steps = stream(run, reader, on_step) if reader is not None else 0
         _clear(run.manager)
     return build_report(
-        tag, model, run.entries, steps=steps, start_step=run.start_step,
+        tag,
+        model,
+        run.entries,
+        steps=steps,
+        start_step=run.start_step,
         seconds=time.monotonic() - started,
     )
 

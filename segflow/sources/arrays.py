@@ -199,7 +199,6 @@ class NpySource(FingerprintedSource):
             ):
                 yield FrameBlock(start + offset * block_frames, rows)
 
-
     def _local_blocks(self, path: str, block_frames: int, start: int) -> Iterator[FrameBlock]:
         """Read row blocks into recycled buffers with plain ``read`` calls.
 

@@ -77,8 +77,15 @@ def test_ordered_predictions_continue_across_days(tmp_path: Path, params_for: Pa
     whole = np.asarray(repo.frames("cam1")[:])
     one_pass = str(tmp_path / "one-pass")
     write_sequence(SequenceRepository(open_store(one_pass)), "cam1", whole, chunk_length=4)
-    predict(PredictParams(store=StoreConfig(url=one_pass), selection=SelectionConfig(ids=["cam1"]),
-                          checkpoints=params.checkpoints, model_tag="m", stream=params.stream))
+    predict(
+        PredictParams(
+            store=StoreConfig(url=one_pass),
+            selection=SelectionConfig(ids=["cam1"]),
+            checkpoints=params.checkpoints,
+            model_tag="m",
+            stream=params.stream,
+        )
+    )
     stepwise = PredictionRepository(open_store(params.store.url)).read("m", "cam1")
     expected = PredictionRepository(open_store(one_pass)).read("m", "cam1")
     assert stepwise.shape == (3 * FRAMES, 1)
@@ -136,7 +143,10 @@ def test_flow_ordered_stops_at_the_broken_day(tmp_path: Path, params_for: Params
     state = backfill(params_for(ordered=True), return_state=True)
     report = _report(state)
     assert state.is_failed() and _statuses(report) == {
-        "2026-01-01": "done", "2026-01-02": "failed", "2026-01-03": "not run"}
+        "2026-01-01": "done",
+        "2026-01-02": "failed",
+        "2026-01-03": "not run",
+    }
     assert report.rows[0].mode == "ordered" and report.rows[0].sequences == ("cam1", "cam2")
 
 
@@ -146,9 +156,22 @@ def test_cli_ordered_backfill(tmp_path: Path, params_for: Params) -> None:
 
     make_archive(tmp_path / "archive", count=3, broken="2026-01-02")
     params = params_for()
-    args = ["backfill", "--archive", params.archive, "--store", params.store.url,
-            "--checkpoints", params.checkpoints.url, "--model-tag", "m", "--ordered",
-            "--segment-length", "4", "--lanes", "2"]
+    args = [
+        "backfill",
+        "--archive",
+        params.archive,
+        "--store",
+        params.store.url,
+        "--checkpoints",
+        params.checkpoints.url,
+        "--model-tag",
+        "m",
+        "--ordered",
+        "--segment-length",
+        "4",
+        "--lanes",
+        "2",
+    ]
     runner = CliRunner()
     dry = runner.invoke(app, [*args, "--dry-run"])
     assert dry.exit_code == 0 and "Dry run: 3 of 3" in dry.output

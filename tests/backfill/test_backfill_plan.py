@@ -39,7 +39,11 @@ def test_lists_date_folders_in_range_only(tmp_path: Path) -> None:
     assert [p.date for p in found] == ["2026-01-31", "2026-02-01"]
     assert [p.files for p in found] == [1, 1]
     assert [p.date for p in list_partitions(str(tmp_path))] == [
-        "2026-01-30", "2026-01-31", "2026-02-01", "2026-02-02"]
+        "2026-01-30",
+        "2026-01-31",
+        "2026-02-01",
+        "2026-02-02",
+    ]
 
 
 def test_identity_changes_with_size_name_or_mtime_not_otherwise(tmp_path: Path) -> None:
@@ -124,7 +128,8 @@ def test_markers_come_from_the_index_and_from_markers_it_lacks(tmp_path: Path) -
     update_index(store, "m", add=[_result("2026-01-01"), _result("2026-01-02")])
     write_marker(store, "m", _result("2026-01-03", "failed"))  # a crash before the index update
     assert read_markers(store, "m") == {
-        "2026-01-01": DONE, "2026-01-02": DONE,
+        "2026-01-01": DONE,
+        "2026-01-02": DONE,
         "2026-01-03": {"identity": "i", "status": "failed"},
     }
     store.delete(marker_key("m", "2026-01-02"))  # deleting a marker redoes that day

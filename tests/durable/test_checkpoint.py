@@ -293,8 +293,14 @@ def test_save_refuses_a_config_other_than_the_engines(local_store: LocalStore) -
 # ------------------------------------------------------------------------------ exported model
 
 IMAGE = ModelConfig(
-    frame_shape=(8, 8, 3), input_dtype="uint8", encoder="avgpool", pool_size=4,
-    lstm_units=[8], head="many_to_one", task="multiclass", outputs=3,
+    frame_shape=(8, 8, 3),
+    input_dtype="uint8",
+    encoder="avgpool",
+    pool_size=4,
+    lstm_units=[8],
+    head="many_to_one",
+    task="multiclass",
+    outputs=3,
 )
 
 

@@ -40,8 +40,14 @@ def _store(path: Path) -> str:
     rng = np.random.default_rng(3)
     for i in range(COUNT):
         frames = rng.normal(size=(60 + 11 * i, 3)).astype("float32")
-        write_sequence(repo, f"s{i:02d}", frames, chunk_length=4,
-                       labels=(frames[:, 0] > 0).astype("int8"), label_kind="per_frame")
+        write_sequence(
+            repo,
+            f"s{i:02d}",
+            frames,
+            chunk_length=4,
+            labels=(frames[:, 0] > 0).astype("int8"),
+            label_kind="per_frame",
+        )
     return str(path)
 
 
@@ -57,11 +63,16 @@ def _params(store: str, ckpt: str, every_steps: int) -> PredictParams:
 def test_sigkill_mid_prediction_then_resume(tmp_path: Path) -> None:
     ckpt = str(tmp_path / "ckpt")
     reference_store, killed_store = _store(tmp_path / "a"), _store(tmp_path / "b")
-    train(TrainParams(
-        store=StoreConfig(url=reference_store), checkpoints=CheckpointConfig(url=ckpt),
-        model=ModelConfig(frame_shape=(3,), lstm_units=[8], task="binary"),
-        stream=StreamConfig(lanes=4, segment_length=8), epochs=1, model_tag="m",
-    ))
+    train(
+        TrainParams(
+            store=StoreConfig(url=reference_store),
+            checkpoints=CheckpointConfig(url=ckpt),
+            model=ModelConfig(frame_shape=(3,), lstm_units=[8], task="binary"),
+            stream=StreamConfig(lanes=4, segment_length=8),
+            epochs=1,
+            model_tag="m",
+        )
+    )
     predict(_params(reference_store, ckpt, every_steps=1000))  # uninterrupted
 
     env = {**os.environ, "PYTHONPATH": os.getcwd()}

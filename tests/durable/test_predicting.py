@@ -66,8 +66,12 @@ class World:
         frames = rng.normal(size=(length, FEATURES)).astype(np.float32)
         write_sequence(self.repo, sequence_id, frames, chunk_length=4, **kw)
         meta = self.repo.meta(sequence_id)
-        record = {"uri": f"{sequence_id}.npy", "fingerprint": f"fp-{sequence_id}-{seed}",
-                  "start": 0, "stop": length}
+        record = {
+            "uri": f"{sequence_id}.npy",
+            "fingerprint": f"fp-{sequence_id}-{seed}",
+            "start": 0,
+            "stop": length,
+        }
         self.repo.write_meta(
             sequence_id, meta.replace(fingerprint=record["fingerprint"], sources=(record,))
         )
@@ -81,11 +85,20 @@ class World:
         array.resize((len(old) + extra, FEATURES))
         array[len(old) :] = new
         meta = self.repo.meta(sequence_id)
-        record = {"uri": "more.npy", "fingerprint": f"more-{extra}", "start": len(old),
-                  "stop": len(old) + extra}
-        self.repo.write_meta(sequence_id, meta.replace(
-            length=meta.length + extra, frames_written=meta.length + extra,
-            sources=(*meta.sources, record)))
+        record = {
+            "uri": "more.npy",
+            "fingerprint": f"more-{extra}",
+            "start": len(old),
+            "stop": len(old) + extra,
+        }
+        self.repo.write_meta(
+            sequence_id,
+            meta.replace(
+                length=meta.length + extra,
+                frames_written=meta.length + extra,
+                sources=(*meta.sources, record),
+            ),
+        )
         self.frames[sequence_id] = np.concatenate([old, new])
 
     def params(self, **changes: Any) -> PredictParams:
@@ -158,7 +171,11 @@ def test_predictions_match_whole_sequence_oracle(world: World) -> None:
     assert meta.checkpoint == report.checkpoint and meta.source_fingerprint == "fp-seq-a-None"
     assert meta.segment_length == 4
     assert sorted(world.preds.read_state(TAG, "seq-a")) == [
-        "lstm_0/c", "lstm_0/h", "lstm_1/c", "lstm_1/h"]
+        "lstm_0/c",
+        "lstm_0/h",
+        "lstm_1/c",
+        "lstm_1/h",
+    ]
     # Finished: the lock is gone and so are the run's checkpoints.
     assert world.preds.read_lock(TAG) is None
     assert world.ckpt.list("runs") == []

@@ -46,8 +46,14 @@ def test_create_lays_out_outputs_and_attrs(repo: PredictionRepository) -> None:
     attrs = raw["attributes"]["segflow"]
     # Fresh predictions are never complete, whatever meta says.
     assert attrs["length"] == 0 and attrs["complete"] is False
-    for name in ("checkpoint", "config_hash", "flow_run_id", "created", "source_fingerprint",
-                 "segment_length"):
+    for name in (
+        "checkpoint",
+        "config_hash",
+        "flow_run_id",
+        "created",
+        "source_fingerprint",
+        "segment_length",
+    ):
         assert attrs[name] == getattr(META, name), name
     assert repo.ids("tag-1") == ["seq-a"]
     assert repo.tags() == ["tag-1"]
@@ -63,8 +69,12 @@ def test_rows_state_and_completion_round_trip(repo: PredictionRepository) -> Non
     rows = rng.normal(size=(10, 2)).astype(np.float32)
     repo.create("t", "s", rows=10, meta=META)
     repo.outputs("t", "s")[:10] = rows
-    state = {"lstm_0/h": rng.normal(size=5), "lstm_0/c": rng.normal(size=5),
-             "lstm_1/h": rng.normal(size=3), "lstm_1/c": rng.normal(size=3)}
+    state = {
+        "lstm_0/h": rng.normal(size=5),
+        "lstm_0/c": rng.normal(size=5),
+        "lstm_1/h": rng.normal(size=3),
+        "lstm_1/c": rng.normal(size=3),
+    }
     assert not repo.meta("t", "s").complete
     repo.finish("t", "s", repo.meta("t", "s").replace(length=10), state)
     meta = repo.meta("t", "s")
@@ -142,8 +152,14 @@ def _dead_pid() -> int:
 
 
 def _plant_lock(repo: PredictionRepository, **fields: object) -> None:
-    record = {"owner": "old-run", "pid": 1, "host": socket.gethostname(), "time": "then",
-              "token": "x", **fields}
+    record = {
+        "owner": "old-run",
+        "pid": 1,
+        "host": socket.gethostname(),
+        "time": "then",
+        "token": "x",
+        **fields,
+    }
     repo.store.write_bytes("predictions/t/.lock", json.dumps(record).encode())
 
 

@@ -26,8 +26,9 @@ def mixed_repo(tmp_path: Path) -> SequenceRepository:
     repo = SequenceRepository(LocalStore(tmp_path / "mixed"))
     tiny_sequences(repo)
     frames = np.zeros((10, 3), np.float32)
-    write_sequence(repo, "broken", frames, chunk_length=8, labels=np.zeros(10, np.int8),
-                   complete=False)
+    write_sequence(
+        repo, "broken", frames, chunk_length=8, labels=np.zeros(10, np.int8), complete=False
+    )
     for sequence_id in ("seq-1", "seq-3"):
         repo.write_meta(sequence_id, repo.meta(sequence_id).replace(partition="2026-01-01"))
     return repo

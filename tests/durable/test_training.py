@@ -157,7 +157,10 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, params.model_dump_json()],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     manager = CheckpointManager(LocalStore(tmp_path), train_run_key("tiny"))
     try:
@@ -182,15 +185,16 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(
 # ------------------------------------------------------------------------------ validation etc.
 
 
-def test_validation_leaves_training_untouched(
-    reference: dict[str, Any], tmp_path: Path
-) -> None:
+def test_validation_leaves_training_untouched(reference: dict[str, Any], tmp_path: Path) -> None:
     repo = SequenceRepository(LocalStore(tmp_path / "data"))
     tiny_sequences(repo)
     tiny_sequences(repo, (20, 25, 33), prefix="val")
     params = train_params(
-        str(tmp_path / "data"), str(tmp_path / "ckpt"), validation_ids=["val-0", "val-1", "val-2"],
-        selection=SelectionConfig(pattern="seq-*"), tensorboard_dir=str(tmp_path / "tb"),
+        str(tmp_path / "data"),
+        str(tmp_path / "ckpt"),
+        validation_ids=["val-0", "val-1", "val-2"],
+        selection=SelectionConfig(pattern="seq-*"),
+        tensorboard_dir=str(tmp_path / "tb"),
     )
 
     report = train(params)
@@ -234,8 +238,9 @@ def mixed_repo(tmp_path: Path) -> SequenceRepository:
     repo = SequenceRepository(LocalStore(tmp_path / "mixed"))
     tiny_sequences(repo)
     frames = np.zeros((10, 3), np.float32)
-    write_sequence(repo, "broken", frames, chunk_length=8, labels=np.zeros(10, np.int8),
-                   complete=False)
+    write_sequence(
+        repo, "broken", frames, chunk_length=8, labels=np.zeros(10, np.int8), complete=False
+    )
     return repo
 
 
@@ -257,8 +262,9 @@ def test_train_on_an_incomplete_sequence_fails_clearly(
 # ------------------------------------------------------------------------------ inference
 
 
-def _write(repo: SequenceRepository, frames: np.ndarray, labels: np.ndarray | None,
-           kind: str | None = None) -> list[str]:
+def _write(
+    repo: SequenceRepository, frames: np.ndarray, labels: np.ndarray | None, kind: str | None = None
+) -> list[str]:
     write_sequence(repo, "s", frames, chunk_length=4, labels=labels, label_kind=kind)
     return ["s"]
 
@@ -267,33 +273,66 @@ rng = np.random.default_rng(0)
 
 INFERENCE = [
     # feature vectors, 0/1 int labels: binary, no encoder
-    ("binary features", rng.normal(size=(9, 3)).astype(np.float32),
-     np.array([0, 1] * 4 + [1], np.int8), None,
-     {"encoder": "none", "task": "binary", "outputs": 1, "input_dtype": "float32"}),
+    (
+        "binary features",
+        rng.normal(size=(9, 3)).astype(np.float32),
+        np.array([0, 1] * 4 + [1], np.int8),
+        None,
+        {"encoder": "none", "task": "binary", "outputs": 1, "input_dtype": "float32"},
+    ),
     # CSV label columns are stored as float32: whole numbers still count as classes
-    ("float 0/1 labels", rng.normal(size=(9, 3)), np.array([0.0, 1.0] * 4 + [0.0], np.float32),
-     None, {"task": "binary", "input_dtype": "float32"}),
+    (
+        "float 0/1 labels",
+        rng.normal(size=(9, 3)),
+        np.array([0.0, 1.0] * 4 + [0.0], np.float32),
+        None,
+        {"task": "binary", "input_dtype": "float32"},
+    ),
     # small ints above 1: multiclass with max + 1 classes
-    ("multiclass", rng.normal(size=(9, 4)).astype(np.float32), np.array([0, 3, 1] * 3, np.int64),
-     None, {"task": "multiclass", "outputs": 4, "head": "many_to_many"}),
+    (
+        "multiclass",
+        rng.normal(size=(9, 4)).astype(np.float32),
+        np.array([0, 3, 1] * 3, np.int64),
+        None,
+        {"task": "multiclass", "outputs": 4, "head": "many_to_many"},
+    ),
     # real-valued targets, two columns: regression with two outputs
-    ("regression", rng.normal(size=(9, 2)).astype(np.float32),
-     rng.normal(size=(9, 2)).astype(np.float32), None, {"task": "regression", "outputs": 2}),
+    (
+        "regression",
+        rng.normal(size=(9, 2)).astype(np.float32),
+        rng.normal(size=(9, 2)).astype(np.float32),
+        None,
+        {"task": "regression", "outputs": 2},
+    ),
     # uint8 64x64x3 video: avgpool pooled to at most 256 features, frames stay uint8
-    ("video", np.zeros((5, 64, 64, 3), np.uint8), np.zeros(5, np.int8), None,
-     {"encoder": "avgpool", "pool_size": 8, "input_dtype": "uint8"}),
+    (
+        "video",
+        np.zeros((5, 64, 64, 3), np.uint8),
+        np.zeros(5, np.int8),
+        None,
+        {"encoder": "avgpool", "pool_size": 8, "input_dtype": "uint8"},
+    ),
     # one label for the whole sequence: many_to_one
-    ("per sequence", rng.normal(size=(9, 3)).astype(np.float32), np.array([2], np.int64),
-     "per_sequence", {"head": "many_to_one", "task": "multiclass", "outputs": 3}),
+    (
+        "per sequence",
+        rng.normal(size=(9, 3)).astype(np.float32),
+        np.array([2], np.int64),
+        "per_sequence",
+        {"head": "many_to_one", "task": "multiclass", "outputs": 3},
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("frames", "labels", "kind", "expected"), [row[1:] for row in INFERENCE],
+    ("frames", "labels", "kind", "expected"),
+    [row[1:] for row in INFERENCE],
     ids=[row[0] for row in INFERENCE],
 )
 def test_infer_model_config(
-    tmp_path: Path, frames: np.ndarray, labels: np.ndarray, kind: str | None,
+    tmp_path: Path,
+    frames: np.ndarray,
+    labels: np.ndarray,
+    kind: str | None,
     expected: dict[str, Any],
 ) -> None:
     repo = SequenceRepository(LocalStore(tmp_path))

@@ -417,7 +417,11 @@ def _last_frame(batch: dict[str, np.ndarray]) -> np.ndarray:
 def test_uint8_frames_through_image_encoders(encoder: str, frame_shape: tuple[int, ...]) -> None:
     keras.utils.set_random_seed(6)
     config = ModelConfig(
-        frame_shape=frame_shape, input_dtype="uint8", encoder=encoder, lstm_units=[4], outputs=2,
+        frame_shape=frame_shape,
+        input_dtype="uint8",
+        encoder=encoder,
+        lstm_units=[4],
+        outputs=2,
         conv_filters=[4, 4],
     )
     engine = StreamingEngine(config, lanes=2, segment_length=3)
@@ -495,7 +499,9 @@ def train_parity(reset_every_segment: bool, max_epochs: int) -> float:
     lanes, segment_length, length = 16, 8, 80
     engine = StreamingEngine(
         ModelConfig(frame_shape=(4,), lstm_units=[16], task="binary"),
-        lanes=lanes, segment_length=segment_length, learning_rate=0.02,
+        lanes=lanes,
+        segment_length=segment_length,
+        learning_rate=0.02,
         reset_every_segment=reset_every_segment,
     )
     held_out, held_out_labels = parity_task(np.random.default_rng(99), 32, length)

@@ -11,8 +11,12 @@ from segflow.config import ModelConfig
 from segflow.engine.model import build_model
 
 CONFIG = ModelConfig(
-    frame_shape=(8, 8, 3), input_dtype="uint8", encoder="conv", conv_filters=[4],
-    lstm_units=[4, 3], task="binary",
+    frame_shape=(8, 8, 3),
+    input_dtype="uint8",
+    encoder="conv",
+    conv_filters=[4],
+    lstm_units=[4, 3],
+    task="binary",
 )
 
 

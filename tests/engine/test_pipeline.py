@@ -300,7 +300,10 @@ def test_from_arrays_checks_its_arguments() -> None:
     with pytest.raises(ConfigError, match="chunk_length"):
         StepReader.from_arrays(frames, lanes=1, segment_length=2, chunk_length=0)
     reader = StepReader.from_arrays(
-        frames, [np.ones((1, 1)), np.full((1, 1), 2.0)], lanes=1, segment_length=2,
+        frames,
+        [np.ones((1, 1)), np.full((1, 1), 2.0)],
+        lanes=1,
+        segment_length=2,
         per_sequence_labels=True,
     )
     labels = [b["labels"][0, :, 0].tolist() for b in reader.iter_batches()]

@@ -104,9 +104,7 @@ def test_invariants(lengths, lanes, segment_length):
             if slot.ends:
                 finished_at[seq] = k
         started = {s.sequence for s in step.slots if s.sequence is not None}
-        waiting = [
-            i for i, n in enumerate(lengths) if n > 0 and i not in seen and i not in started
-        ]
+        waiting = [i for i, n in enumerate(lengths) if n > 0 and i not in seen and i not in started]
         idle = [s for s in step.slots if s.sequence is None]
         assert not (idle and waiting), "a lane idles while a sequence waits"
     nonempty = [i for i, n in enumerate(lengths) if n > 0]
@@ -163,8 +161,16 @@ EXAMPLES = [
     # lane 1 frees after step 0, sequence 2 takes it at step 1 (not earlier)
     ([4, 1, 2], 2, 2, [[(0, 0, 2, True), (1, 0, 1, True)], [(0, 2, 4, False), (2, 0, 2, True)]]),
     # both lanes free at once: the next sequences go lowest lane first
-    ([2, 2, 1, 3], 2, 2, [[(0, 0, 2, True), (1, 0, 2, True)], [(2, 0, 1, True), (3, 0, 2, True)],
-                          [IDLE, (3, 2, 3, False)]]),
+    (
+        [2, 2, 1, 3],
+        2,
+        2,
+        [
+            [(0, 0, 2, True), (1, 0, 2, True)],
+            [(2, 0, 1, True), (3, 0, 2, True)],
+            [IDLE, (3, 2, 3, False)],
+        ],
+    ),
     # exact multiple of segment_length: no padded step, the lane frees right after
     ([4, 1], 1, 2, [[(0, 0, 2, True)], [(0, 2, 4, False)], [(1, 0, 1, True)]]),
     # all sequences empty: no steps at all
@@ -172,8 +178,12 @@ EXAMPLES = [
     # no sequences: no steps
     ([], 1, 1, []),
     # segment longer than every sequence: one step each, three lanes
-    ([3, 1, 2, 5], 3, 8, [[(0, 0, 3, True), (1, 0, 1, True), (2, 0, 2, True)],
-                          [(3, 0, 5, True), IDLE, IDLE]]),
+    (
+        [3, 1, 2, 5],
+        3,
+        8,
+        [[(0, 0, 3, True), (1, 0, 1, True), (2, 0, 2, True)], [(3, 0, 5, True), IDLE, IDLE]],
+    ),
 ]
 
 
@@ -259,7 +269,13 @@ def test_masks_rejects_short_segment_length():
 
 def test_public_names():
     assert set(scheduler_module.__all__) == {
-        "Assignment", "LaneSlot", "Step", "assignments", "count_steps", "masks", "schedule",
+        "Assignment",
+        "LaneSlot",
+        "Step",
+        "assignments",
+        "count_steps",
+        "masks",
+        "schedule",
     }
 
 

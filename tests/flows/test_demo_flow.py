@@ -15,8 +15,14 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 def test_demo_flow_writes_everything(tmp_path: Path) -> None:
     params = DemoParams(
-        workdir=str(tmp_path / "demo"), videos=8, frames=24, size=16, epochs=1, lanes=4,
-        segment_length=8, units=4,
+        workdir=str(tmp_path / "demo"),
+        videos=8,
+        frames=24,
+        size=16,
+        epochs=1,
+        lanes=4,
+        segment_length=8,
+        units=4,
     )
     result = demo(params)
     assert isinstance(result, DemoResult)

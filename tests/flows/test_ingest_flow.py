@@ -88,7 +88,9 @@ def test_cli_ingest_then_inspect_json(tmp_path: Path) -> None:
     runner = CliRunner()
     src = _npy(tmp_path / "clip.npy", 33)
     store = str(tmp_path / "store")
-    result = runner.invoke(app, ["ingest", src, "--store", store, "--id", "c1", "--segment-length", "8", "--json"])
+    result = runner.invoke(
+        app, ["ingest", src, "--store", store, "--id", "c1", "--segment-length", "8", "--json"]
+    )
     assert result.exit_code == 0, result.output
     ingested = json.loads(result.stdout)
     assert list(ingested) == ["summary", "results"] and ingested["summary"]["written"] == 1
@@ -100,7 +102,12 @@ def test_cli_ingest_then_inspect_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     (seq,) = document["sequences"]
-    assert (seq["id"], seq["length"], seq["frame_shape"], seq["dtype"]) == ("c1", 33, [4], "float32")
+    assert (seq["id"], seq["length"], seq["frame_shape"], seq["dtype"]) == (
+        "c1",
+        33,
+        [4],
+        "float32",
+    )
     assert seq["chunks"] == [8, 4] and seq["complete"] is True
 
 
@@ -121,7 +128,9 @@ def test_cli_bad_arguments_exit_non_zero(tmp_path: Path, args: list[str], messag
 
 
 def test_cli_missing_source_names_it(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing.mp4"), "--store", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        app, ["ingest", str(tmp_path / "missing.mp4"), "--store", str(tmp_path / "s")]
+    )
     assert result.exit_code == 1
     assert "missing.mp4" in result.output
 

@@ -80,21 +80,50 @@ def test_cli_train_and_predict(store: str, tmp_path: Path) -> None:
     runner = CliRunner()
     ckpt = str(tmp_path / "ckpt")
     result = runner.invoke(
-        app, ["train", "--store", store, "--checkpoints", ckpt, "--config", str(config),
-              "--lanes", "2", "--segment-length", "8", "--model-tag", "cli", "--json"],
+        app,
+        [
+            "train",
+            "--store",
+            store,
+            "--checkpoints",
+            ckpt,
+            "--config",
+            str(config),
+            "--lanes",
+            "2",
+            "--segment-length",
+            "8",
+            "--model-tag",
+            "cli",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model_tag"] == "cli"
     result = runner.invoke(
-        app, ["predict", "--store", store, "--checkpoints", ckpt, "--model-tag", "cli",
-              "--segment-length", "4", "--lanes", "1", "--json"],
+        app,
+        [
+            "predict",
+            "--store",
+            store,
+            "--checkpoints",
+            ckpt,
+            "--model-tag",
+            "cli",
+            "--segment-length",
+            "4",
+            "--lanes",
+            "1",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     predicted = json.loads(result.stdout)
     assert predicted["predicted"] == 3 and predicted["model_tag"] == "cli"
     assert {row["id"] for row in predicted["sequences"]} == {"s0", "s1", "s2"}
     result = runner.invoke(
-        app, ["predict", "--store", store, "--checkpoints", ckpt, "--model-tag", "cli"],
+        app,
+        ["predict", "--store", store, "--checkpoints", ckpt, "--model-tag", "cli"],
     )
     assert result.exit_code == 0, result.output
     assert "predicted 0, continued 0, skipped 3, frames 0" in result.output

@@ -7,27 +7,32 @@ import pytest
 from segflow.ingest.plan import plan_ingest
 from storage.sequences import SequenceMeta
 
-DONE = SequenceMeta(length=40, complete=True, fingerprint="f1", frames_written=40,
-                    sources=({"fingerprint": "f1", "uri": "a", "start": 0, "stop": 40},))
+DONE = SequenceMeta(
+    length=40,
+    complete=True,
+    fingerprint="f1",
+    frames_written=40,
+    sources=({"fingerprint": "f1", "uri": "a", "start": 0, "stop": 40},),
+)
 PARTIAL = SequenceMeta(length=0, complete=False, fingerprint="f1", frames_written=16)
 STAGED = SequenceMeta(length=0, complete=False, fingerprint="f2", frames_written=32)
 APPENDING = DONE.replace(pending_append={"fingerprint": "f3", "frames_written": 8})
 
 CASES = [
     # fingerprint, existing, staged, compatible, append, force -> action, staging, start
-    ("f1", None, None, False, False, False, "create", False, 0),      # nothing stored yet
-    ("f1", DONE, None, True, False, False, "skip", False, 0),         # unchanged and complete
-    ("f1", DONE, None, True, False, True, "replace", True, 0),        # --force rewrites safely
-    ("f2", DONE, None, True, False, False, "replace", True, 0),       # changed source → staging
-    ("f2", DONE, STAGED, True, False, False, "replace", True, 32),    # resume the replacement
-    ("f3", DONE, STAGED, True, False, False, "replace", True, 0),     # staged is stale
-    ("f1", PARTIAL, None, True, False, False, "resume", False, 16),   # interrupted write
-    ("f1", PARTIAL, None, False, False, False, "create", False, 0),   # incompatible partial
-    ("f9", PARTIAL, None, True, False, False, "create", False, 0),    # source changed meanwhile
-    ("f3", DONE, None, True, True, False, "append", False, 0),        # new frames
-    ("f1", DONE, None, True, True, False, "skip", False, 0),          # already appended
-    ("f3", APPENDING, None, True, True, False, "append", False, 8),   # resume an append
-    ("f1", None, None, False, True, False, "create", False, 0),       # append to nothing creates
+    ("f1", None, None, False, False, False, "create", False, 0),  # nothing stored yet
+    ("f1", DONE, None, True, False, False, "skip", False, 0),  # unchanged and complete
+    ("f1", DONE, None, True, False, True, "replace", True, 0),  # --force rewrites safely
+    ("f2", DONE, None, True, False, False, "replace", True, 0),  # changed source → staging
+    ("f2", DONE, STAGED, True, False, False, "replace", True, 32),  # resume the replacement
+    ("f3", DONE, STAGED, True, False, False, "replace", True, 0),  # staged is stale
+    ("f1", PARTIAL, None, True, False, False, "resume", False, 16),  # interrupted write
+    ("f1", PARTIAL, None, False, False, False, "create", False, 0),  # incompatible partial
+    ("f9", PARTIAL, None, True, False, False, "create", False, 0),  # source changed meanwhile
+    ("f3", DONE, None, True, True, False, "append", False, 0),  # new frames
+    ("f1", DONE, None, True, True, False, "skip", False, 0),  # already appended
+    ("f3", APPENDING, None, True, True, False, "append", False, 8),  # resume an append
+    ("f1", None, None, False, True, False, "create", False, 0),  # append to nothing creates
 ]
 
 
@@ -36,8 +41,12 @@ CASES = [
 )
 def test_plan(fingerprint, existing, staged, compatible, append, force, action, staging, start):
     plan = plan_ingest(
-        fingerprint, existing=existing, staged=staged, compatible=compatible,
-        append=append, force=force,
+        fingerprint,
+        existing=existing,
+        staged=staged,
+        compatible=compatible,
+        append=append,
+        force=force,
     )
     assert (plan.action, plan.staging, plan.start) == (action, staging, start)
     assert plan.reason
@@ -55,8 +64,15 @@ PENDING = PARTIAL.replace(fingerprint="pending:size=9:mtime_ns=1:inode=2")
     ],
 )
 def test_a_write_with_a_deferred_hash_resumes_only_for_the_same_file(provisional, action, start):
-    plan = plan_ingest("xxh3:abc:size=9", provisional=provisional, existing=PENDING, staged=None,
-                       compatible=True, append=False, force=False)
+    plan = plan_ingest(
+        "xxh3:abc:size=9",
+        provisional=provisional,
+        existing=PENDING,
+        staged=None,
+        compatible=True,
+        append=False,
+        force=False,
+    )
     assert (plan.action, plan.start) == (action, start)
 
 

@@ -24,7 +24,8 @@ from segflow.ingest import ingest_source
 from storage import open_store
 from storage.sequences import SequenceRepository
 repo = SequenceRepository(open_store(sys.argv[2]))
-ingest_source(sys.argv[1], repo, write_config=WriteConfig(segment_length=8, block_bytes=1, progress_seconds=0))
+config = WriteConfig(segment_length=8, block_bytes=1, progress_seconds=0)
+ingest_source(sys.argv[1], repo, write_config=config)
 """
 
 
@@ -53,7 +54,11 @@ def test_kill_9_mid_write_then_resume(tmp_path: Path) -> None:
     assert killed_at["fingerprint"].startswith("pending:")  # hashed while writing
 
     repo = SequenceRepository(open_store(store))
-    result = ingest_source(str(source), repo, write_config=WriteConfig(segment_length=8, block_bytes=1, progress_seconds=0))
+    result = ingest_source(
+        str(source),
+        repo,
+        write_config=WriteConfig(segment_length=8, block_bytes=1, progress_seconds=0),
+    )
     assert result.status == "written"
     assert result.message.startswith("resume at frame")
     assert result.frames == 3000 - int(result.message.split()[-1])  # nothing redone

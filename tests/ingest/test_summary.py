@@ -29,8 +29,13 @@ def test_report_json_is_summary_then_results() -> None:
     assert list(document) == ["summary", "results"]
     assert document["summary"]["mb_per_s"] == 2.0 and document["summary"]["written"] == 1
     assert document["results"][2] == {
-        "source": "c.npy", "sequence_id": "c", "status": "failed", "frames": 0, "bytes": 0,
-        "seconds": 0.0, "message": "NaN at frame 3",
+        "source": "c.npy",
+        "sequence_id": "c",
+        "status": "failed",
+        "frames": 0,
+        "bytes": 0,
+        "seconds": 0.0,
+        "message": "NaN at frame 3",
     }
     assert json.loads(json.dumps(document)) == document
 
@@ -48,7 +53,7 @@ def test_empty_run() -> None:
     [
         (3_000_000, 1.5, "2.0"),  # exact
         (1_049_000, 1.0, "1.1"),  # rounded to two places first, as in the JSON: 1.05 -> 1.1
-        (0, 0.0, "0.0"),          # no time: no rate
+        (0, 0.0, "0.0"),  # no time: no rate
     ],
 )
 def test_headline_rate_matches_json(bytes_: int, seconds: float, rate: str) -> None:

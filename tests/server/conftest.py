@@ -6,6 +6,7 @@ whole group twice (a runner needs two signals to stop) and then kills it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -41,13 +42,11 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
             process.wait(wait)
         except subprocess.TimeoutExpired:
             continue
-    try:  # children (flow-run subprocesses) left in the group
+    with contextlib.suppress(ProcessLookupError):  # children (flow-run subprocesses) left
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.5):  # noqa: ANN001, ANN201
+def wait_until(check, timeout: float, what: str, interval: float = 0.5):
     """Poll ``check()`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,9 +93,21 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(f"http://127.0.0.1:{port}/api", env, log)
     try:
@@ -137,5 +148,7 @@ class RetryBusyTransport(httpx.HTTPTransport):
 @pytest.fixture(scope="session")
 def api(prefect_api: Server) -> Iterator[httpx.Client]:
     """An HTTP client of the server's API (retrying 503s from a busy SQLite database)."""
-    with httpx.Client(base_url=prefect_api.api, timeout=10, transport=RetryBusyTransport()) as client:
+    with httpx.Client(
+        base_url=prefect_api.api, timeout=10, transport=RetryBusyTransport()
+    ) as client:
         yield client

@@ -25,8 +25,13 @@ from tests.server.test_deployments import Served, _wait_completed, served  # noq
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 20_000  # one UI step on a loaded 2-core machine
@@ -58,10 +63,14 @@ def ingest_deployment(api: httpx.Client, served: Served) -> Iterator[str]:  # no
 def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(executable).exists():
-        pytest.fail("Debian's chromium is missing: `make test` installs it "
-                    "(apt-get install chromium); Playwright cannot download browsers here")
+        pytest.fail(
+            "Debian's chromium is missing: `make test` installs it "
+            "(apt-get install chromium); Playwright cannot download browsers here"
+        )
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield launched
         finally:
@@ -114,7 +123,10 @@ def _quick_run(page: Page, ui: str, store: str) -> str:
 
 
 def test_quick_run_from_the_prefect_ui_completes_with_outputs_in_the_store(
-    prefect_api: Server, api: httpx.Client, served: Served, ingest_deployment: str,  # noqa: F811
+    prefect_api: Server,
+    api: httpx.Client,
+    served: Served,  # noqa: F811  (the fixture imported above)
+    ingest_deployment: str,
     page: Page,
 ) -> None:
     ui = prefect_api.api.removesuffix("/api") + "/"

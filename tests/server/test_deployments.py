@@ -26,10 +26,14 @@ from tests.backfill.archive import FEATURES, export_tiny_model, make_archive
 from tests.server.conftest import ROOT, Server, stop_group, wait_until
 
 DEPLOYMENTS = {
-    "segflow-ingest/ingest", "segflow-train/train", "segflow-predict/predict",
-    "segflow-backfill/backfill", "segflow-nightly/nightly", "segflow-demo/demo",
+    "segflow-ingest/ingest",
+    "segflow-train/train",
+    "segflow-predict/predict",
+    "segflow-backfill/backfill",
+    "segflow-nightly/nightly",
+    "segflow-demo/demo",
 }
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 @dataclass(frozen=True)
@@ -63,22 +67,38 @@ def served(
     export_tiny_model(str(work / "ckpt"), "m")
     log = work / "serve.log"
     command = [
-        sys.executable, "-m", "segflow_cli", "serve", "--store", str(work / "store"),
-        "--checkpoints", str(work / "ckpt"), "--landing", str(landing),
-        "--archive", str(work / "archive"), "--model-tag", "m",
+        sys.executable,
+        "-m",
+        "segflow_cli",
+        "serve",
+        "--store",
+        str(work / "store"),
+        "--checkpoints",
+        str(work / "ckpt"),
+        "--landing",
+        str(landing),
+        "--archive",
+        str(work / "archive"),
+        "--model-tag",
+        "m",
     ]
     env = prefect_api.env | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
+
         def ready() -> dict[str, str] | None:
             if process.poll() is not None:
                 pytest.fail(f"segflow serve exited:\n{log.read_text()[-3000:]}")
             ids = _deployments(api)
-            return ids if DEPLOYMENTS <= ids.keys() else None
+            return ids if ids.keys() >= DEPLOYMENTS else None
 
         yield Served(wait_until(ready, 90, "the served deployments"), str(work / "store"), log)
     finally:
@@ -90,8 +110,10 @@ def _wait_completed(api: httpx.Client, run_id: str, served: Served) -> dict[str,
         run = api.get(f"/flow_runs/{run_id}").json()
         state = run["state"]["type"] if run.get("state") else None
         if state in ("FAILED", "CRASHED", "CANCELLED"):
-            pytest.fail(f"flow run {run_id} ended {state}: {run['state'].get('message')}\n"
-                        f"{served.log.read_text()[-3000:]}")
+            pytest.fail(
+                f"flow run {run_id} ended {state}: {run['state'].get('message')}\n"
+                f"{served.log.read_text()[-3000:]}"
+            )
         return run if state == "COMPLETED" else None
 
     try:
@@ -132,12 +154,19 @@ def test_the_nightly_cron_produces_a_run_that_ingests_and_predicts(
     # with past times), which the serving process then picks up as a late run.
     yesterday = datetime.datetime.now(UTC).date() - datetime.timedelta(days=1)
     start = datetime.datetime.combine(yesterday, datetime.time(0, 0), UTC)
-    window = {"start_time": start.isoformat(), "end_time": (start + datetime.timedelta(hours=23)).isoformat()}
+    window = {
+        "start_time": start.isoformat(),
+        "end_time": (start + datetime.timedelta(hours=23)).isoformat(),
+    }
     assert api.post(f"/deployments/{deployment}/schedule", json=window).status_code < 300
-    runs = [r for r in _runs_of(api, deployment)
-            if datetime.datetime.fromisoformat(r["expected_start_time"]) < datetime.datetime.now(UTC)]
+    runs = [
+        r
+        for r in _runs_of(api, deployment)
+        if datetime.datetime.fromisoformat(r["expected_start_time"]) < datetime.datetime.now(UTC)
+    ]
     assert [datetime.datetime.fromisoformat(r["expected_start_time"]) for r in runs] == [
-        start + datetime.timedelta(hours=2)]
+        start + datetime.timedelta(hours=2)
+    ]
     _wait_completed(api, runs[0]["id"], served)
     predictions = PredictionRepository(open_store(served.store))
     assert predictions.meta("m", "a").complete and predictions.read("m", "b").shape == (10, 1)
@@ -147,15 +176,20 @@ def test_an_interval_schedule_runs_on_its_own(api: httpx.Client, served: Served)
     deployment = served.ids["segflow-nightly/nightly"]
     anchor = datetime.datetime.now(UTC) + datetime.timedelta(seconds=3)
     schedule = {"interval": 3600, "anchor_date": anchor.isoformat(), "timezone": "UTC"}
-    created = api.post(f"/deployments/{deployment}/schedules", json=[{"schedule": schedule, "active": True}])
+    created = api.post(
+        f"/deployments/{deployment}/schedules", json=[{"schedule": schedule, "active": True}]
+    )
     assert created.status_code == 201, created.text
     try:
         schedule_id = created.json()[0]["id"]
 
         def scheduled() -> dict[str, Any] | None:
             # The scheduler names the schedule a run came from in its idempotency key.
-            found = [r for r in _runs_of(api, deployment)
-                     if r["auto_scheduled"] and schedule_id in (r["idempotency_key"] or "")]
+            found = [
+                r
+                for r in _runs_of(api, deployment)
+                if r["auto_scheduled"] and schedule_id in (r["idempotency_key"] or "")
+            ]
             return min(found, key=lambda r: r["expected_start_time"]) if found else None
 
         run = wait_until(scheduled, 30, "the scheduler to create the interval's first run")
@@ -171,8 +205,13 @@ def test_the_backfill_deployment_runs_from_the_ui_with_a_parameter_changed(
     deployment = served.ids["segflow-backfill/backfill"]
     params = api.get(f"/deployments/{deployment}").json()["parameters"]["params"]
     body = {"parameters": {"params": {**params, "end": "2026-01-02"}}}  # edited in the Run form
-    run = _wait_completed(api, api.post(f"/deployments/{deployment}/create_flow_run", json=body).json()["id"], served)
+    run = _wait_completed(
+        api, api.post(f"/deployments/{deployment}/create_flow_run", json=body).json()["id"], served
+    )
     assert run["state"]["message"].startswith("2 done, 0 failed")
     store = open_store(served.store)
     assert store.list("backfills/m") == [
-        "backfills/m/2026-01-01.json", "backfills/m/2026-01-02.json", "backfills/m/_index.json"]
+        "backfills/m/2026-01-01.json",
+        "backfills/m/2026-01-02.json",
+        "backfills/m/_index.json",
+    ]

@@ -240,8 +240,9 @@ class StoreContract:
         repo = SequenceRepository(store)
         meta = SequenceMeta(segment_length=2)
         for staging, values in ((False, data), (True, data + 1)):
-            group = repo.create("seq-2", frame_shape=(4,), dtype="int16", meta=meta,
-                                staging=staging)
+            group = repo.create(
+                "seq-2", frame_shape=(4,), dtype="int16", meta=meta, staging=staging
+            )
             group["frames"].resize(values.shape)
             group["frames"][:] = values
             repo.write_meta("seq-2", meta.replace(length=5, complete=True), staging=staging)

@@ -20,10 +20,21 @@ CASES = [
 ]
 
 
-def _array(repo: SequenceRepository, sequence_id: str, compression: str, dtype: str,
-           shape: tuple[int, ...], length: int) -> zarr.Array:
-    group = repo.create(sequence_id, frame_shape=shape, dtype=dtype,
-                        meta=SequenceMeta(segment_length=4), compression=compression)
+def _array(
+    repo: SequenceRepository,
+    sequence_id: str,
+    compression: str,
+    dtype: str,
+    shape: tuple[int, ...],
+    length: int,
+) -> zarr.Array:
+    group = repo.create(
+        sequence_id,
+        frame_shape=shape,
+        dtype=dtype,
+        meta=SequenceMeta(segment_length=4),
+        compression=compression,
+    )
     array = group["frames"].with_config({"write_empty_chunks": True})
     array.resize((length, *shape))
     return array

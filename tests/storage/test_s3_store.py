@@ -72,9 +72,7 @@ def test_url_is_normalised() -> None:
     assert S3Store("s3://bucket/a/b/", storage_options={}).url == "s3://bucket/a/b"
 
 
-def test_open_store_returns_s3_store(
-    s3_store_url: str, s3_storage_options: dict[str, Any]
-) -> None:
+def test_open_store_returns_s3_store(s3_store_url: str, s3_storage_options: dict[str, Any]) -> None:
     store = open_store(s3_store_url, s3_storage_options)
     assert isinstance(store, S3Store)
     store.write_bytes("k", b"v")
