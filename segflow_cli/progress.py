@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -18,7 +20,42 @@ from rich.progress import (
 from segflow import progress
 
 
-class FrameProgress:
+class _RichReporter(ABC):
+    """A Rich display installed as the process's progress reporter while in a ``with`` block."""
+
+    _enabled: bool
+    _progress: Progress
+
+    @abstractmethod
+    def start(self, name: str, total: int | None) -> None:
+        """A unit of work ``name`` started; ``total`` frames if known."""
+
+    @abstractmethod
+    def advance(self, name: str, frames: int) -> None:
+        """``frames`` more frames of ``name`` are done."""
+
+    @abstractmethod
+    def finish(self, name: str) -> None:
+        """``name`` is finished."""
+
+    def __enter__(self) -> Self:
+        if self._enabled:
+            self._progress.start()
+            progress.set_reporter(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        progress.set_reporter(None)
+        if self._enabled:
+            self._progress.stop()
+
+
+class FrameProgress(_RichReporter):
     """Shows one bar per sequence (frames done, frames/s) while installed as the reporter.
 
     Args:
@@ -40,22 +77,6 @@ class FrameProgress:
         self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()  # tasks report from worker threads
 
-    def __enter__(self) -> FrameProgress:
-        if self._enabled:
-            self._progress.start()
-            progress.set_reporter(self)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        progress.set_reporter(None)
-        if self._enabled:
-            self._progress.stop()
-
     def start(self, name: str, total: int | None) -> None:
         with self._lock:
             self._tasks[name] = self._progress.add_task(name, total=total)
@@ -73,7 +94,7 @@ class FrameProgress:
                 self._progress.update(task_id, total=done, completed=done)
 
 
-class PartitionBar:
+class PartitionBar(_RichReporter):
     """A Rich bar of finished partitions; receives only the backfill's progress events.
 
     Args:
@@ -95,22 +116,6 @@ class PartitionBar:
             console=console,
         )
         self._task: TaskID | None = None
-
-    def __enter__(self) -> PartitionBar:
-        if self._enabled:
-            self._progress.start()
-            progress.set_reporter(self)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        progress.set_reporter(None)
-        if self._enabled:
-            self._progress.stop()
 
     def start(self, name: str, total: int | None) -> None:
         if name == self.NAME:

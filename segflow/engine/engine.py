@@ -1,6 +1,7 @@
 """The streaming engine: a stateful model run one segment per step over many lanes.
 
-Each step feeds a fixed-shape batch (see ``docs/engine-contract.md``)::
+Each step feeds a fixed-shape batch (see :mod:`segflow.engine.pipeline` and
+``docs/architecture.md``)::
 
     frames (B, L, *frame_shape)   mask (B, L) bool   reset (B,) bool
     labels (B, L, *label_shape)   ends (B,) bool          (training and evaluation only)
