@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from segflow.ids import validate_id
 from storage.urls import DEFAULT_STORE
-from storage.validation import invalid_argument, require_positive_int
+from storage.validation import invalid_argument, require_non_negative_int, require_positive_int
 
 #: A model tag: one safe path component (it names ``predictions/<tag>/`` and ``models/<tag>/``).
 ModelTag = Annotated[str, AfterValidator(lambda value: validate_id(value, what="model tag"))]
@@ -233,6 +233,87 @@ class CheckpointConfig(Frozen):
     keep: int = Field(3, gt=0, description="Checkpoints kept (older ones are deleted).")
 
 
+Inputs = Literal["features", "labels", "features_and_labels"]
+
+
+class Recipe(Frozen):
+    """How rows become the model's inputs and targets: the article's shifted windows.
+
+    At row ``t`` the model sees what is known at row ``t`` and predicts the label ``horizon``
+    rows later:
+
+    - ``inputs``: ``features`` (row t's features), ``labels`` (row t's label) or
+      ``features_and_labels`` (both, concatenated; needs feature-vector frames);
+    - ``horizon`` H: the target of row ``t`` is the label of row ``t + H``; rows whose target
+      lies past the end of the labels take no loss, and their predictions are genuine
+      forecasts. Label inputs need H >= 1 (a label cannot predict itself);
+    - ``time_steps`` N: None streams the whole sequence through the stateful model; N trains
+      and predicts a stateless model on windows of rows ``t-N+1 .. t``, ``batch_size`` windows
+      per batch.
+
+    Saved with the model: prediction uses the recipe the model was trained with.
+
+    >>> Recipe(inputs="labels", horizon=1).describe()
+    'labels of rows <= t -> label of row t+1, streamed statefully'
+    >>> Recipe(inputs="labels")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Recipe
+      Value error, Received an invalid value for argument `horizon`, expected an integer >= 1 ...
+    """
+
+    inputs: Inputs = Field(
+        "features",
+        description="What the model sees at row t: features, labels, or features_and_labels.",
+    )
+    horizon: int = Field(
+        0, description="The target of row t is the label of row t + horizon (>= 1 with labels)."
+    )
+    time_steps: int | None = Field(
+        None,
+        description="None: stream statefully; N: a stateless model on windows of N rows.",
+    )
+    batch_size: int = Field(64, description="Windows per batch of a windowed (time_steps) model.")
+
+    @field_validator("horizon")
+    @classmethod
+    def _check_horizon(cls, value: int) -> int:
+        return require_non_negative_int("horizon", value)
+
+    @field_validator("time_steps")
+    @classmethod
+    def _check_time_steps(cls, value: int | None) -> int | None:
+        return None if value is None else require_positive_int("time_steps", value)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _check_batch_size(cls, value: int) -> int:
+        return require_positive_int("batch_size", value)
+
+    @model_validator(mode="after")
+    def _check_label_horizon(self) -> Recipe:
+        if self.inputs != "features" and self.horizon < 1:
+            raise invalid_argument(
+                "horizon",
+                f"an integer >= 1 with inputs={self.inputs!r} (a label cannot predict itself)",
+                self.horizon,
+            )
+        return self
+
+    @property
+    def windowed(self) -> bool:
+        """Whether this is a stateless model on windows (``time_steps`` set)."""
+        return self.time_steps is not None
+
+    def describe(self) -> str:
+        """One line saying what predicts what."""
+        seen = {"features": "features", "labels": "labels"}.get(self.inputs, "features+labels")
+        rows = "rows <= t" if self.time_steps is None else f"rows t-{self.time_steps - 1}..t"
+        target = "t" if self.horizon == 0 else f"t+{self.horizon}"
+        how = "streamed statefully" if self.time_steps is None else "windowed, stateless"
+        return f"{seen} of {rows} -> label of row {target}, {how}"
+
+
 class TrainParams(Frozen):
     """Parameters of a training run (the train flow's form in the Prefect UI)."""
 
@@ -254,6 +335,10 @@ class TrainParams(Frozen):
         False, description="Baseline: reset the LSTM state at every segment (no memory)."
     )
     tensorboard_dir: str | None = Field(None, description="Write TensorBoard scalars here.")
+    recipe: Recipe = Field(
+        default_factory=Recipe,
+        description="Inputs, forecast horizon and windows (saved with the model).",
+    )
 
 
 class PredictParams(Frozen):

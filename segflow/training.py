@@ -31,7 +31,7 @@ from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import CheckpointManager, Cursor
 from segflow.config import ModelConfig, SelectionConfig, TrainParams
-from segflow.engine.engine import StreamingEngine, as_tensor, pipelined
+from segflow.engine.engine import StreamingEngine
 from segflow.engine.lanes import read_lane_state, write_lane_state
 from segflow.engine.pipeline import StepReader
 from segflow.errors import ConfigError
@@ -386,16 +386,16 @@ class _Trainer:
     def _epoch(self, cursor: Cursor) -> Cursor:
         per_epoch = self.reader.num_steps
         extra = {**cursor.extra, "totals": dict(cursor.extra["totals"])}
-        train = lambda batch: self.engine.train_step(*_step_args(self.engine, batch))  # noqa: E731
-        batches = pipelined(self.reader.iter_batches(cursor.step), train)
-        for index, (batch, sums) in enumerate(batches, start=cursor.step):
-            frames = int(np.count_nonzero(batch["mask"]))
+        steps = self.engine.stream(self.reader, "train", start_step=cursor.step)
+        for step, sums in steps:
+            index = step.index
+            frames = sum(slot.valid for slot in step.slots)
             for key, value in sums.items():
-                extra["totals"][key] += float(value)
+                extra["totals"][key] += value
             extra["frames"] += frames
             extra["steps"] += 1
             self.steps_run += 1
-            loss = float(sums["loss_sum"]) / max(float(sums["count"]), 1.0)
+            loss = sums["loss_sum"] / max(sums["count"], 1.0)
             self._scalars({"step/loss": loss}, extra["steps"])
             if extra["steps"] % self.params.checkpoints.every_steps == 0 and index + 1 < per_epoch:
                 self._save(_advance(cursor, cursor.epoch, index + 1, extra))
@@ -425,7 +425,11 @@ class _Trainer:
         assert self.validation is not None
         saved = read_lane_state(self.engine.model)
         try:
-            result = self.engine.evaluate(self.validation.iter_batches())
+            totals = _zero_totals()
+            for _, sums in self.engine.stream(self.validation, "evaluate"):
+                for key, value in sums.items():
+                    totals[key] += value
+            result = _means(totals, self.engine.metric_name)
         finally:
             write_lane_state(self.engine.model, saved)
         return {f"val_{key}": value for key, value in result.items()}
@@ -456,22 +460,3 @@ def _advance(cursor: Cursor, epoch: int, step: int, extra: dict[str, Any]) -> Cu
 def _means(totals: dict[str, float], metric: str) -> dict[str, float]:
     count = max(totals["count"], 1.0)
     return {"loss": totals["loss_sum"] / count, metric: totals["metric_sum"] / count}
-
-
-def _step_args(engine: StreamingEngine, batch: dict[str, np.ndarray]) -> tuple[Any, ...]:
-    """The train step's arguments from a pipeline batch, in the dtypes and shapes it traces."""
-    b, length = engine.lanes, engine.segment_length
-    labels = batch["labels"]
-    shape = (b, length, *engine.label_shape)
-    if labels.shape != shape:
-        if labels.size != math.prod(shape):
-            raise ConfigError(
-                f"Received labels of shape {labels.shape[2:]} per frame; expected "
-                f"{engine.label_shape} for task {engine.config.task!r} with "
-                f"{engine.config.outputs} outputs."
-            )
-        labels = labels.reshape(shape)
-    frames = batch["frames"].astype(engine.config.input_dtype, copy=False)
-    return tuple(
-        as_tensor(value) for value in (frames, batch["mask"], batch["reset"], labels, batch["ends"])
-    )

@@ -15,28 +15,37 @@ and runs, inside one ``tf.function`` traced once:
    in is read from non-trainable variables, so it enters the graph as a constant.
 
 Loss and metrics are masked means: ``many_to_many`` weighs every real frame,
-``many_to_one`` weighs one prediction per sequence, at the step where it ``ends``.
+``many_to_one`` weighs one prediction per sequence, at the step where it ``ends``. A NaN
+label (missing, or past the end of targets shifted by a horizon) weighs zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from segflow.engine.lanes import reset_all, reset_lanes, state_variables
+from segflow.engine.losses import check_label_shape, elementwise, metric_name
 from segflow.engine.model import ModelConfig, activate, build_model
 from segflow.engine.scheduler import Step
 from segflow.errors import ConfigError
-from storage.validation import require_positive_int
+from storage.validation import invalid_argument, require_positive_int
 
-__all__ = ["StreamingEngine", "as_tensor", "pipelined"]
+if TYPE_CHECKING:
+    from segflow.engine.reader import StepReader
+
+__all__ = ["BeforeStep", "Mode", "StreamingEngine", "as_tensor", "pipelined"]
 
 Batch = dict[str, Any]
+#: What :meth:`StreamingEngine.stream` runs.
+Mode = Literal["train", "evaluate", "predict"]
+#: ``before(step, reset) -> reset``: a hook run right before each step (see ``stream``).
+BeforeStep = Callable[[Step, np.ndarray], np.ndarray]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -84,7 +93,7 @@ class StreamingEngine:
         self.lanes = require_positive_int("lanes", lanes)
         self.segment_length = require_positive_int("segment_length", segment_length)
         self.reset_every_segment = reset_every_segment
-        self.label_shape = _check_label_shape(config, label_shape)
+        self.label_shape = check_label_shape(config, label_shape)
         self.model = build_model(config, batch_size=self.lanes, stateful=True, seed=seed)
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
@@ -160,7 +169,14 @@ class StreamingEngine:
             weights = tf.cast(ends, tf.float32)
         else:
             weights = tf.cast(mask, tf.float32)
-        loss, metric = _elementwise(self.config, self.label_shape, logits, labels)
+        # A missing label (NaN: a gap in the data, or past the end of the targets when they
+        # are shifted by a horizon) takes no loss; zeroed, so it cannot poison the gradient.
+        known = tf.math.is_finite(labels)
+        if self.label_shape:
+            known = tf.reduce_all(known, axis=-1)
+        weights *= tf.cast(known, tf.float32)
+        labels = tf.where(tf.math.is_finite(labels), labels, tf.zeros_like(labels))
+        loss, metric = elementwise(self.config, self.label_shape, logits, labels)
         return {
             "loss_sum": tf.reduce_sum(loss * weights),
             "metric_sum": tf.reduce_sum(metric * weights),
@@ -172,7 +188,7 @@ class StreamingEngine:
     @property
     def metric_name(self) -> str:
         """Name of the metric reported next to the loss: ``accuracy``, or ``mae`` for regression."""
-        return "mae" if self.config.task == "regression" else "accuracy"
+        return metric_name(self.config)
 
     def predict(
         self, batches: Iterable[Batch], steps: Iterable[Step], lengths: Sequence[int]
@@ -210,6 +226,66 @@ class StreamingEngine:
                     del seen[slot.sequence]
                     done = np.concatenate(chunks.pop(slot.sequence)) if per_frame else outputs[lane]
                     yield slot.sequence, np.array(done)
+
+    def stream(
+        self,
+        reader: StepReader,
+        mode: Mode,
+        *,
+        start_step: int = 0,
+        before: BeforeStep | None = None,
+    ) -> Iterator[tuple[Step, Any]]:
+        """Run ``reader``'s schedule from ``start_step`` through one step function, in order.
+
+        This is the production input path of training, evaluation and prediction: the
+        reader's batches are read ahead while a step runs, and each step's result is handed
+        back with the schedule step it ran.
+
+        Args:
+            reader: The batches (with labels for ``train`` and ``evaluate``).
+            mode: ``train`` (an optimizer step per batch), ``evaluate`` or ``predict``.
+            start_step: First step (a resume cursor).
+            before: Called as ``before(step, reset) -> reset`` right before each step, when
+                no step is running: it may write lane state (a continued sequence's saved
+                state) and returns the reset flags to use.
+
+        Yields:
+            ``(step, result)``: for ``predict`` the activated outputs, (B, L, outputs) or
+            (B, outputs) for ``many_to_one``; for ``train`` and ``evaluate`` the step's
+            ``{"loss_sum", "metric_sum", "count"}`` as floats. While the caller holds a
+            pair, no step runs: the lane state is the state after that step.
+
+        Raises:
+            ConfigError: If ``mode`` is unknown, or ``train``/``evaluate`` without labels.
+        """
+        if mode not in ("train", "evaluate", "predict"):
+            raise invalid_argument("mode", "'train', 'evaluate' or 'predict'", mode)
+        if mode != "predict" and not reader.with_labels:
+            raise ConfigError(
+                f"Received a reader without labels for mode {mode!r}; expected one built "
+                "with with_labels=True."
+            )
+
+        def run(pair: tuple[Step, Batch]) -> Any:
+            step, batch = pair
+            frames, mask, reset = self._inputs(batch)
+            if before is not None:
+                reset = as_tensor(before(step, batch["reset"]))
+            if mode == "predict":
+                return self.predict_step(frames, mask, reset).numpy()
+            step_fn = self.train_step if mode == "train" else self.eval_step
+            sums = step_fn(frames, mask, reset, self._labels(batch), self._ends(batch, step))
+            return {key: float(value) for key, value in sums.items()}
+
+        batches = reader.iter_batches(start_step)
+        try:
+            pairs = zip(reader.steps(start_step), batches, strict=True)
+            for (step, _), result in pipelined(pairs, run):
+                yield step, result
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # stops the reader threads at once, also when a step raised
 
     def fit_epoch(
         self, batches: Iterable[Batch], steps: Iterable[Step] | None = None
@@ -312,44 +388,6 @@ class StreamingEngine:
         """
         lane_state = {key.replace("/", "."): v for key, v in state_variables(self.model).items()}
         return {"model": self.model, "optimizer": self.optimizer, "lane_state": lane_state}
-
-
-def _elementwise(
-    config: ModelConfig, label_shape: tuple[int, ...], logits: tf.Tensor, labels: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-prediction loss and metric (the outputs axis reduced)."""
-    if config.task == "multiclass":
-        if label_shape == ():
-            classes = tf.cast(labels, tf.int32)
-        else:
-            classes = tf.argmax(labels, axis=-1, output_type=tf.int32)  # one-hot
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
-        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        hit = tf.cast(tf.equal(predicted, classes), tf.float32)
-        return loss, hit
-    if label_shape == ():
-        labels = labels[..., tf.newaxis]
-    if config.task == "binary":
-        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
-        hit = tf.cast(tf.equal(logits > 0.0, labels > 0.5), tf.float32)
-        return tf.reduce_mean(loss, axis=-1), tf.reduce_mean(hit, axis=-1)
-    error = logits - labels
-    return tf.reduce_mean(tf.square(error), axis=-1), tf.reduce_mean(tf.abs(error), axis=-1)
-
-
-def _check_label_shape(config: ModelConfig, label_shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    if label_shape is None:
-        return () if config.task == "multiclass" or config.outputs == 1 else (config.outputs,)
-    label_shape = tuple(label_shape)
-    allowed: list[tuple[int, ...]] = [(config.outputs,)]
-    if config.task == "multiclass" or config.outputs == 1:
-        allowed.append(())
-    if label_shape not in allowed:
-        raise ConfigError(
-            f"Received an invalid value for argument `label_shape` with task {config.task!r} and "
-            f"{config.outputs} outputs, expected one of {allowed}, got {label_shape}"
-        )
-    return label_shape
 
 
 def pipelined(items: Iterable[T], run: Callable[[T], R]) -> Iterator[tuple[T, R]]:

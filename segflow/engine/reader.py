@@ -54,7 +54,10 @@ class StepReader:
             :meth:`from_sources` passes).
         lanes: Number of lanes B.
         segment_length: Frames per step L (need not match the stored chunk length).
-        with_labels: Whether batches carry ``labels`` (every sequence must have labels).
+        with_labels: Whether batches carry ``labels`` (every sequence must have labels). A
+            sequence's labels may be shorter than its frames (targets shifted by a horizon,
+            see :mod:`segflow.engine.shaping`): rows past them are NaN, which the engine
+            weighs zero.
         direct: Decode stored chunks directly where the layout allows (see
             :class:`~segflow.engine.chunks.ZarrChunks`); False reads every stored chunk
             through zarr's ``array[...]``. Opened sequences are taken as they are.
@@ -326,8 +329,12 @@ class StepReader:
             assert seq.labels is not None  # checked when the reader was built
             if seq.per_sequence_labels:
                 labels[lane, :n] = get((i, LABELS, 0))[0]
-            else:
-                _copy_rows(labels[lane], get, (i, LABELS), seq.labels.chunk_length, start, stop)
+                continue
+            known = min(stop, seq.labels.length)  # targets may end before the frames
+            if known > start:
+                _copy_rows(labels[lane], get, (i, LABELS), seq.labels.chunk_length, start, known)
+            if known < stop:
+                labels[lane, max(known - start, 0) : n] = np.nan  # no target: no loss
         return batch
 
 

@@ -52,12 +52,20 @@ class Chunking:
         frames_chunk: Rows per chunk of its frames.
         labels_chunk: Rows per chunk of its labels (None: no labels read).
         per_sequence_labels: Whether its labels are one row for the whole sequence.
+        labels_length: Rows of its labels, when fewer than its frames (targets shifted by a
+            forecast horizon: the last frames have none); None: one per frame.
     """
 
     length: int
     frames_chunk: int
     labels_chunk: int | None = None
     per_sequence_labels: bool = False
+    labels_length: int | None = None
+
+    @property
+    def label_rows(self) -> int:
+        """Rows of labels the frames can be matched with (``length`` unless fewer)."""
+        return self.length if self.labels_length is None else min(self.labels_length, self.length)
 
     @classmethod
     def of(cls, sequence: SequenceChunks, *, with_labels: bool) -> Chunking:
@@ -68,6 +76,13 @@ class Chunking:
             frames_chunk=sequence.frames.chunk_length,
             labels_chunk=None if labels is None else labels.chunk_length,
             per_sequence_labels=sequence.per_sequence_labels,
+            labels_length=(
+                labels.length
+                if labels is not None
+                and not sequence.per_sequence_labels
+                and labels.length < sequence.length
+                else None
+            ),
         )
 
 
@@ -198,7 +213,9 @@ def step_chunk_keys(
             keys.append((i, LABELS, 0))
         else:
             assert seq.labels_chunk is not None  # plan_reader checked every sequence has labels
-            keys += chunk_keys(i, LABELS, seq.labels_chunk, slot.start, slot.stop)
+            stop = min(slot.stop, seq.label_rows)  # targets end before the frames do
+            if stop > slot.start:
+                keys += chunk_keys(i, LABELS, seq.labels_chunk, slot.start, stop)
     return list(dict.fromkeys(keys))
 
 

@@ -13,7 +13,7 @@ A continued sequence's lane is not reset at its first step but loaded with its s
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -214,44 +214,15 @@ def stream(run: PredictionRun, reader: StepReader, on_step: StepCallback | None)
     """
     from segflow.engine.scheduler import assignments
 
-    engine = run.engine
+    engine, every = run.engine, run.params.checkpoints.every_steps
     lengths = [e.frames for e in run.scheduled]
     first_step = {
         a.sequence: a.first_step for a in assignments(lengths, engine.lanes, engine.segment_length)
     }
-    batches = reader.iter_batches(run.start_step)
-    try:
-        return _loop(run, reader, batches, first_step, on_step)
-    finally:
-        if isinstance(batches, Generator):
-            batches.close()  # stops the reader threads at once, also when a step raised
-
-
-def _loop(
-    run: PredictionRun,
-    reader: StepReader,
-    batches: Iterator[dict[str, np.ndarray]],
-    first_step: dict[int, int],
-    on_step: StepCallback | None,
-) -> int:
-    from segflow.engine.engine import as_tensor, pipelined
-
-    engine, every = run.engine, run.params.checkpoints.every_steps
-    dtype = np.dtype(engine.config.input_dtype)
-
-    def predict(pair: tuple[Step, dict[str, np.ndarray]]) -> np.ndarray:
-        # In the step thread, so carried-over states are injected when no step is running.
-        step, batch = pair
-        reset = inject_states(run, step, batch["reset"])
-        frames = batch["frames"]
-        if frames.dtype != dtype:
-            frames = frames.astype(dtype)
-        inputs = (as_tensor(frames), as_tensor(batch["mask"]), as_tensor(reset))
-        return engine.predict_step(*inputs).numpy()
-
+    # Run in the step thread, so carried-over states are injected when no step is running.
+    inject = lambda step, reset: inject_states(run, step, reset)  # noqa: E731
     done = 0
-    pairs = zip(reader.steps(run.start_step), batches, strict=True)
-    for (step, _), outputs in pipelined(pairs, predict):
+    for step, outputs in engine.stream(reader, "predict", start_step=run.start_step, before=inject):
         write_step(run, step, outputs)
         done += 1
         following = step.index + 1
