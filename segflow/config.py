@@ -305,6 +305,25 @@ class Recipe(Frozen):
         """Whether this is a stateless model on windows (``time_steps`` set)."""
         return self.time_steps is not None
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Recipe:
+        """The recipe a checkpoint cursor or an export manifest records under ``"recipe"``
+        (runs from before recipes record none: the default recipe).
+
+        >>> Recipe.from_record({}) == Recipe()
+        True
+        """
+        return cls.model_validate(record.get("recipe") or {})
+
+    def trains_like(self, other: Recipe) -> bool:
+        """Whether two recipes train the same way (``batch_size`` matters to windows only).
+
+        >>> Recipe(batch_size=8).trains_like(Recipe())
+        True
+        """
+        ignore = set() if self.windowed or other.windowed else {"batch_size"}
+        return self.model_dump(exclude=ignore) == other.model_dump(exclude=ignore)
+
     def describe(self) -> str:
         """One line saying what predicts what."""
         seen = {"features": "features", "labels": "labels"}.get(self.inputs, "features+labels")

@@ -22,13 +22,13 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from segflow.config import ModelConfig
+from segflow.config import ModelConfig, Recipe
 from segflow.errors import CheckpointError, ConfigError, KeyNotFoundError
 from segflow.ids import validate_id
 
@@ -52,6 +52,7 @@ __all__ = [
     "load_model",
     "predict_run_key",
     "train_run_key",
+    "training_engine",
     "weights_digest",
 ]
 
@@ -252,12 +253,14 @@ class LoadedModel:
         checkpoint: Where it came from: ``models/<tag>:<checkpoint>`` or
             ``runs/train-<tag>/ckpt-<n>``.
         digest: Digest of the weights; changes whenever the model does.
+        recipe: What the model was trained to see and predict (inputs, horizon, windows).
     """
 
     config: ModelConfig
     weights: list[np.ndarray]
     checkpoint: str
     digest: str
+    recipe: Recipe = field(default_factory=Recipe)
 
 
 def load_model(store: Store, model_tag: str) -> LoadedModel:
@@ -279,14 +282,14 @@ def load_model(store: Store, model_tag: str) -> LoadedModel:
         config, manifest, weights = load_exported(store, model_tag)
         origin = manifest.get("checkpoint") or manifest.get("created")
         where = f"{export_prefix(model_tag)}:{origin}"
-        return LoadedModel(config, weights, where, weights_digest(weights))
+        recipe = Recipe.from_record(manifest)
+        return LoadedModel(config, weights, where, weights_digest(weights), recipe)
     return _load_training_checkpoint(store, model_tag)
 
 
 def _load_training_checkpoint(store: Store, model_tag: str) -> LoadedModel:
     """The weights of the latest checkpoint of training ``model_tag``."""
     from segflow.checkpoint import CheckpointManager
-    from segflow.engine.engine import StreamingEngine
 
     manager = CheckpointManager(store, train_run_key(model_tag))
     name = manager.latest()
@@ -297,11 +300,27 @@ def _load_training_checkpoint(store: Store, model_tag: str) -> LoadedModel:
             f"{manager.prefix}/. Train (and export) the model first."
         )
     config, cursor = manager.read_config(name), manager.read_cursor(name)
-    # The training run's own stream shape, so its lane state restores; only weights are kept.
-    engine = StreamingEngine(config, lanes=cursor.lanes, segment_length=cursor.segment_length)
+    recipe = Recipe.from_record(cursor.extra)
+    # The training run's own shape (lanes and segments, or windows), so what it saved
+    # restores; only the weights are kept.
+    engine = training_engine(config, recipe, lanes=cursor.lanes, length=cursor.segment_length)
     manager.restore(engine, name)
     weights = engine.model.get_weights()
-    return LoadedModel(config, weights, f"{manager.prefix}/{name}", weights_digest(weights))
+    where = f"{manager.prefix}/{name}"
+    return LoadedModel(config, weights, where, weights_digest(weights), recipe)
+
+
+def training_engine(config: ModelConfig, recipe: Recipe, *, lanes: int, length: int) -> Any:
+    """An engine of the kind that trains with ``recipe``: a :class:`StreamingEngine` over
+    ``lanes`` lanes and segments of ``length``, or a windowed engine (``length`` = the
+    window's time steps, ``lanes`` = windows per batch)."""
+    if recipe.windowed:
+        from segflow.windowed import WindowEngine
+
+        return WindowEngine(config, time_steps=length, batch_size=lanes)
+    from segflow.engine.engine import StreamingEngine
+
+    return StreamingEngine(config, lanes=lanes, segment_length=length)
 
 
 def weights_digest(weights: Sequence[np.ndarray]) -> str:

@@ -18,37 +18,31 @@ called again with the same parameters only reports (and re-exports if the export
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import CheckpointManager, Cursor
-from segflow.config import ModelConfig, SelectionConfig, TrainParams
+from segflow.config import ModelConfig, Recipe, SelectionConfig, TrainParams
+from segflow.engine.chunks import SequenceChunks, open_sequence
 from segflow.engine.engine import StreamingEngine
 from segflow.engine.lanes import read_lane_state, write_lane_state
 from segflow.engine.pipeline import StepReader
+from segflow.engine.shaping import shape_sequence
 from segflow.errors import ConfigError
+from segflow.inference import infer_model_config
 from segflow.progress import StepCallback, StepEvent
 from segflow.registry import export_model, exported_from, train_run_key
 from segflow.selection import select_sequences
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
 
-__all__ = ["TrainReport", "infer_model_config", "train"]
-
-#: Units of the LSTM of an inferred model.
-DEFAULT_UNITS = 32
-#: The avgpool encoder of an inferred image model pools until a frame is at most this long.
-MAX_ENCODED_FEATURES = 256
-#: Integer labels up to this many classes are taken as a multiclass task.
-MAX_CLASSES = 256
+__all__ = ["TrainReport", "infer_model_config", "train"]  # infer_model_config: re-exported
 
 # What tf.summary.scalar tags a value with, written directly: tf.summary.scalar needs the
 # tensorboard package, while the event files need only TensorFlow.
@@ -93,93 +87,6 @@ class TrainReport:
         return {**asdict(self), "ids": list(self.ids)}
 
 
-# -- inference ---------------------------------------------------------------------------
-
-
-def infer_model_config(
-    repo: SequenceRepository, ids: Sequence[str], *, lstm_units: int = DEFAULT_UNITS
-) -> ModelConfig:
-    """Infer a model for sequences ``ids`` from their stored frames and labels.
-
-    - frames: shape and dtype of the first sequence; ``uint8`` stays ``uint8``, anything else
-      is fed as ``float32``. Feature vectors use encoder ``none``; images ``avgpool``, pooled
-      until a frame is at most :data:`MAX_ENCODED_FEATURES` values.
-    - labels (every sequence's): all integral and in {0, 1} → ``binary`` (one output per label
-      column); one integral column in [0, :data:`MAX_CLASSES`) with a value above 1 →
-      ``multiclass`` (max + 1 classes); otherwise ``regression``. Float labels holding whole
-      numbers count as integral (CSV label columns are stored as float32).
-    - head: ``many_to_one`` if every sequence has one label (``per_sequence``), else
-      ``many_to_many``.
-
-    Raises:
-        ConfigError: If ``ids`` is empty, a sequence has no labels, or frames cannot be
-            encoded.
-    """
-    if not ids:
-        raise ConfigError("Received an empty list of sequence ids; expected at least one.")
-    info = repo.info(ids[0])
-    encoder, pool_size = _encoder_for(info.frame_shape)
-    values, per_sequence = _label_values(repo, ids)
-    task, outputs = _task_for(values)
-    return ModelConfig(
-        frame_shape=info.frame_shape,
-        input_dtype="uint8" if np.dtype(info.dtype) == np.uint8 else "float32",
-        encoder=encoder,
-        pool_size=pool_size,
-        lstm_units=[lstm_units],
-        head="many_to_one" if per_sequence else "many_to_many",
-        task=task,
-        outputs=outputs,
-    )
-
-
-def _encoder_for(frame_shape: tuple[int, ...]) -> tuple[str, int]:
-    if len(frame_shape) <= 1:
-        return "none", 2
-    if len(frame_shape) > 3:
-        raise ConfigError(
-            f"Cannot infer a model for frames of shape {frame_shape}: expected feature vectors "
-            "or images (height, width[, channels]); pass a model config."
-        )
-    height, width = frame_shape[:2]
-    channels = frame_shape[2] if len(frame_shape) == 3 else 1
-    pool = 1
-    while math.ceil(height / pool) * math.ceil(width / pool) * channels > MAX_ENCODED_FEATURES:
-        pool += 1
-        if pool >= max(height, width):
-            break
-    return "avgpool", pool
-
-
-def _label_values(repo: SequenceRepository, ids: Sequence[str]) -> tuple[np.ndarray, bool]:
-    """Every sequence's labels as (rows, columns) float64, and whether all are per sequence."""
-    chunks, kinds = [], set()
-    for sequence_id in ids:
-        array = repo.labels(sequence_id)
-        if array is None:
-            raise ConfigError(
-                f"Sequence {sequence_id!r} in store {repo.store.url!r} has no labels; training "
-                "needs labels for every sequence (ingest them with the sequence)."
-            )
-        meta = repo.meta(sequence_id)
-        rows = 1 if meta.label_kind == "per_sequence" else meta.length
-        kinds.add(meta.label_kind)
-        values = np.asarray(array[:rows], dtype=np.float64)
-        chunks.append(values.reshape(len(values), -1))
-    return np.concatenate(chunks), kinds == {"per_sequence"}
-
-
-def _task_for(values: np.ndarray) -> tuple[str, int]:
-    columns = values.shape[1]
-    if values.size and np.isfinite(values).all() and np.array_equal(values, np.round(values)):
-        low, high = values.min(), values.max()
-        if low >= 0 and high <= 1:
-            return "binary", columns
-        if low >= 0 and columns == 1 and high < MAX_CLASSES:
-            return "multiclass", int(high) + 1
-    return "regression", columns
-
-
 # -- training ------------------------------------------------------------------------------
 
 
@@ -218,13 +125,7 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         and exported_from(ckpt_store, params.model_tag) == latest
     ):
         return _report(params, config, saved, latest, started, resumed_from=latest)
-    reader = StepReader(
-        repo,
-        ids,
-        lanes=params.stream.lanes,
-        segment_length=params.stream.segment_length,
-        with_labels=True,
-    )
+    reader = _stream_reader(repo, ids, params)
     engine = _build_engine(params, config, reader)
     validation = _validation_reader(repo, params)
     cursor = _fresh_cursor(ids, params) if latest is None else manager.restore(engine, latest)
@@ -247,9 +148,16 @@ def _plan(
     """
     if latest is None:
         ids = select_sequences(repo, params.selection)
-        return ids, params.model or infer_model_config(repo, ids), None
+        return ids, params.model or infer_model_config(repo, ids, recipe=params.recipe), None
     saved = manager.read_cursor(latest)
     _check_cursor(saved, latest, manager)
+    trained = Recipe.from_record(saved.extra)
+    if not trained.trains_like(params.recipe):
+        raise ConfigError(
+            f"Recipe mismatch: run {manager.run_key!r} in store {manager.store.url!r} was "
+            f"checkpointed ({latest}) with recipe {trained.model_dump()}, got "
+            f"{params.recipe.model_dump()}; use another model tag or delete those checkpoints."
+        )
     config = manager.read_config(latest)
     if params.model is not None and params.model.config_hash() != config.config_hash():
         raise ConfigError(
@@ -279,9 +187,28 @@ def _validation_reader(repo: SequenceRepository, params: TrainParams) -> StepRea
     if not params.validation_ids:
         return None
     ids = select_sequences(repo, SelectionConfig(ids=params.validation_ids))
-    return StepReader(
-        repo,
-        ids,
+    return _stream_reader(repo, ids, params)
+
+
+def shaped_sequences(
+    repo: SequenceRepository, ids: Sequence[str], recipe: Recipe
+) -> list[SequenceChunks]:
+    """The sequences ``ids`` as the recipe's input rows and targets (see
+    :mod:`segflow.engine.shaping`), read lazily from ``repo``.
+
+    Raises:
+        IncompleteSequenceError, SequenceNotFoundError: As :func:`open_sequence`.
+        ConfigError: A sequence without labels, or one the recipe cannot shape.
+    """
+    return [
+        shape_sequence(open_sequence(repo, sequence_id, with_labels=True), recipe)
+        for sequence_id in ids
+    ]
+
+
+def _stream_reader(repo: SequenceRepository, ids: Sequence[str], params: TrainParams) -> StepReader:
+    return StepReader.from_sources(
+        shaped_sequences(repo, ids, params.recipe),
         lanes=params.stream.lanes,
         segment_length=params.stream.segment_length,
         with_labels=True,
@@ -320,7 +247,13 @@ def _fresh_cursor(ids: list[str], params: TrainParams) -> Cursor:
         ids=tuple(ids),
         lanes=params.stream.lanes,
         segment_length=params.stream.segment_length,
-        extra={"history": [], "totals": _zero_totals(), "frames": 0, "steps": 0},
+        extra={
+            "history": [],
+            "totals": _zero_totals(),
+            "frames": 0,
+            "steps": 0,
+            "recipe": params.recipe.model_dump(mode="json"),
+        },
     )
 
 
@@ -351,6 +284,7 @@ def _export_meta(
         "train_store": params.store.url,
         "lanes": cursor.lanes,
         "segment_length": cursor.segment_length,
+        "recipe": params.recipe.model_dump(mode="json"),
     }
 
 

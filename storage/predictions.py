@@ -84,6 +84,12 @@ class PredictionMeta:
         segment_length: Time chunk of ``outputs``.
         head: ``many_to_many`` (one row per frame) or ``many_to_one`` (one row).
         outputs: Size of one prediction row.
+        inputs: What the model saw at row t: ``features``, ``labels`` or
+            ``features_and_labels`` (of rows up to t).
+        horizon: Row t holds the forecast for frame ``t + horizon`` (0: for frame t). The
+            last ``horizon`` rows of a sequence forecast frames past its end.
+        time_steps: None for a stateful model streamed over the whole sequence; N for a
+            windowed one, whose first ``N - 1`` rows are NaN (no full window ends there).
     """
 
     checkpoint: str = ""
@@ -98,6 +104,21 @@ class PredictionMeta:
     segment_length: int = 1
     head: Head = "many_to_many"
     outputs: int = 1
+    inputs: str = "features"
+    horizon: int = 0
+    time_steps: int | None = None
+
+    def target_frames(self, rows: int | None = None) -> np.ndarray:
+        """The frame each prediction row is for: ``t + horizon`` for row ``t``.
+
+        Args:
+            rows: Rows to describe (default: the durable ``length``).
+
+        >>> PredictionMeta(length=4, horizon=2).target_frames().tolist()
+        [2, 3, 4, 5]
+        """
+        count = self.length if rows is None else rows
+        return np.arange(count, dtype=np.int64) + self.horizon
 
     def to_json(self) -> dict[str, Any]:
         """Return the attrs dict (JSON-serialisable)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from segflow.config import PredictParams
+from segflow.config import PredictParams, Recipe
 from segflow.predicting.plan import PlanEntry, SavedPlan, State, zero_state
 from segflow.progress import StepCallback, StepEvent
 from storage.predictions import PredictionMeta, PredictionRepository
@@ -178,6 +178,7 @@ class PredictionRun:
         writer: Writes the predictions.
         key: Identifies the plan's parameters and model in checkpoints (see ``plan_key``).
         start_step: The step to start from (non-zero when resumed).
+        recipe: What the model sees (its inputs are shaped from frames and labels by it).
         scheduled: The entries streamed: a slot's ``sequence`` indexes them.
     """
 
@@ -189,6 +190,7 @@ class PredictionRun:
     writer: PredictionWriter
     key: str
     start_step: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
     scheduled: list[PlanEntry] = field(init=False)
 
     def __post_init__(self) -> None:

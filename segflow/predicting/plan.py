@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from segflow.config import ModelConfig, PredictParams
+from segflow.config import ModelConfig, PredictParams, Recipe
+from segflow.engine.chunks import ChunkSource, SequenceChunks, ZarrChunks
+from segflow.engine.shaping import shape_sequence
 from segflow.errors import ConfigError
 from segflow.registry import LoadedModel
 from storage.base import Store
@@ -35,6 +37,7 @@ __all__ = [
     "State",
     "check_frames",
     "decide",
+    "model_inputs",
     "plan_entries",
     "plan_key",
     "resumable",
@@ -96,19 +99,41 @@ class PlanEntry:
 
 
 def check_frames(repo: SequenceRepository, ids: Sequence[str], model: LoadedModel) -> None:
-    """Refuse sequences whose frames the model cannot take (shape) before anything is written.
+    """Refuse sequences the model cannot take before anything is written: frames of another
+    shape, or no labels where the model's inputs include them.
 
     Raises:
-        ConfigError: Naming the model's and the sequence's frame shapes.
+        ConfigError: Naming the model's and the sequence's input shapes, or the missing labels.
     """
     expected = tuple(model.config.frame_shape)
     for sequence_id in ids:
-        shape = tuple(repo.frames(sequence_id).shape[1:])
+        length = repo.require_complete(sequence_id).length
+        shape = model_inputs(repo, sequence_id, length, model.recipe).row_shape
         if shape != expected:
+            what = "frames" if model.recipe.inputs == "features" else "input rows"
             raise ConfigError(
-                f"Model {model.checkpoint!r} expects frames of shape {expected}, but sequence "
-                f"{sequence_id!r} in store {repo.store.url!r} has frames of shape {shape}."
+                f"Model {model.checkpoint!r} expects {what} of shape {expected}, but sequence "
+                f"{sequence_id!r} in store {repo.store.url!r} gives {what} of shape {shape}."
             )
+
+
+def model_inputs(
+    repo: SequenceRepository, sequence_id: str, stop: int, recipe: Recipe
+) -> ChunkSource:
+    """The model's input rows ``[0, stop)`` of a stored sequence, as the recipe shapes them
+    (frames, labels or both; see :mod:`segflow.engine.shaping`).
+
+    Raises:
+        ConfigError: If the recipe reads labels and the sequence has none.
+    """
+    frames = ZarrChunks(repo.store, repo.frames(sequence_id, require_complete=False), stop)
+    labels = None
+    if recipe.inputs != "features":
+        array = repo.labels(sequence_id)
+        if array is not None:
+            labels = ZarrChunks(repo.store, array, stop)
+    sequence = SequenceChunks(sequence_id, frames, labels)
+    return shape_sequence(sequence, recipe, targets=False).frames
 
 
 def plan_entries(
@@ -154,8 +179,10 @@ def decide(seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel) ->
         old.config_hash == model.config.config_hash()
         and old.checkpoint == model.checkpoint
         and old.weights_digest == model.digest
-        and old.head == model.config.head
+        and old.head == ("many_to_many" if model.recipe.windowed else model.config.head)
         and old.outputs == model.config.outputs
+        and (old.inputs, old.horizon, old.time_steps)
+        == (model.recipe.inputs, model.recipe.horizon, model.recipe.time_steps)
     )
     # The same recording: same first source, and the sources predicted are still its first ones.
     same_source = old is not None and (

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 from segflow.config import PredictParams
 from segflow.ids import validate_id
 from segflow.predicting.execute import PredictionRun, PredictionWriter, stream, write_empty
-from segflow.predicting.plan import SavedPlan, check_frames, plan_entries, plan_key, resumable
+from segflow.predicting.plan import (
+    SavedPlan,
+    check_frames,
+    model_inputs,
+    plan_entries,
+    plan_key,
+    resumable,
+)
 from segflow.predicting.report import PredictReport, build_report
 from segflow.progress import StepCallback
 from segflow.registry import LoadedModel, load_model, predict_run_key
@@ -116,12 +123,15 @@ def _prepare(
             weights_digest=model.digest,
             flow_run_id=owner,
             created=now_iso(),
-            head=model.config.head,
+            head="many_to_many" if model.recipe.windowed else model.config.head,
             outputs=model.config.outputs,
+            inputs=model.recipe.inputs,
+            horizon=model.recipe.horizon,
+            time_steps=model.recipe.time_steps,
         )
         start = 0
     writer = PredictionWriter(preds, tag, [e for e in entries if e.action != "skip"], base)
-    run = PredictionRun(params, engine, manager, entries, states, writer, key, start)
+    run = PredictionRun(params, engine, manager, entries, states, writer, key, start, model.recipe)
     if start == 0:
         write_empty(run)
     return run, _reader(repo, run)
@@ -129,14 +139,15 @@ def _prepare(
 
 def _reader(repo: SequenceRepository, run: PredictionRun) -> StepReader | None:
     """A step reader over the frames each scheduled entry still has to go through."""
-    from segflow.engine.pipeline import OffsetChunks, SequenceChunks, StepReader, ZarrChunks
+    from segflow.engine.pipeline import OffsetChunks, SequenceChunks, StepReader
 
     if not any(e.frames for e in run.scheduled):
         return None
     sequences = []
     for entry in run.scheduled:
-        chunks = ZarrChunks(repo.store, repo.frames(entry.id), entry.stop)
-        source = chunks if entry.offset == 0 else OffsetChunks(chunks, entry.offset)
+        source = model_inputs(repo, entry.id, entry.stop, run.recipe)
+        if entry.offset:
+            source = OffsetChunks(source, entry.offset)
         sequences.append(SequenceChunks(entry.id, source))
     return StepReader.from_sources(
         sequences, lanes=run.engine.lanes, segment_length=run.engine.segment_length
