@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import keras
 import numpy as np
@@ -42,13 +42,35 @@ from segflow.registry import export_model, load_exported, load_exported_model  #
 from storage.validation import require_positive_int
 
 if TYPE_CHECKING:
-    from segflow.engine.engine import StreamingEngine
     from storage.base import Store
+
+
+class Checkpointed(Protocol):
+    """What a checkpoint saves and restores: an engine, stateful or windowed.
+
+    ``lanes`` and ``segment_length`` are the engine's batch shape (a windowed engine's batch
+    size and time steps), checked against a cursor before a restore.
+    """
+
+    config: ModelConfig
+
+    @property
+    def lanes(self) -> int:
+        """Lanes (or windows per batch)."""
+
+    @property
+    def segment_length(self) -> int:
+        """Frames per step (or rows per window)."""
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        """Objects for ``tf.train.Checkpoint(**objects)``."""
+
 
 __all__ = [
     "MANIFEST",
     "RUNS",
     "CheckpointManager",
+    "Checkpointed",
     "Cursor",
     "check_same_config",
     "download_files",
@@ -165,7 +187,7 @@ class CheckpointManager:
 
     # -- saving ----------------------------------------------------------------------------
 
-    def save(self, engine: StreamingEngine, cursor: Cursor, config: ModelConfig) -> str:
+    def save(self, engine: Checkpointed, cursor: Cursor, config: ModelConfig) -> str:
         """Write a checkpoint of ``engine`` at ``cursor``; return its name (``ckpt-<n>``).
 
         The data files are uploaded first and the manifest last, so a crash at any point
@@ -236,7 +258,7 @@ class CheckpointManager:
         name = self._resolve(name)
         return manifest_config(self.read_manifest(name), f"{self._where(name)}/{MANIFEST}")
 
-    def restore(self, engine: StreamingEngine, name: str | None = None) -> Cursor:
+    def restore(self, engine: Checkpointed, name: str | None = None) -> Cursor:
         """Restore weights, optimizer slots and lane state into ``engine``; return the cursor.
 
         Every data file is checked against its recorded sha256 before anything is restored.
@@ -327,7 +349,7 @@ def file_record(data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def _upload_tf_checkpoint(store: Store, where: str, engine: StreamingEngine) -> dict[str, Any]:
+def _upload_tf_checkpoint(store: Store, where: str, engine: Checkpointed) -> dict[str, Any]:
     """Write the engine's tf checkpoint locally, upload each file; return their records."""
     files: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="segflow-ckpt-") as tmp:
@@ -425,7 +447,7 @@ def check_same_config(got: ModelConfig, expected: ModelConfig, where: str) -> No
         )
 
 
-def _check_cursor_fits(cursor: Cursor, engine: StreamingEngine) -> None:
+def _check_cursor_fits(cursor: Cursor, engine: Checkpointed) -> None:
     if (cursor.lanes, cursor.segment_length) != (engine.lanes, engine.segment_length):
         raise ConfigError(
             f"Cursor is for lanes={cursor.lanes}, segment_length={cursor.segment_length}; the "

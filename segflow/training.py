@@ -1,15 +1,19 @@
-"""Training a stateful LSTM over stored sequences, resumable from checkpoints.
+"""Training a model over stored sequences, resumable from checkpoints.
 
-:func:`train` selects the complete sequences, infers the model if none is given, streams every
-epoch through a :class:`~segflow.engine.engine.StreamingEngine` (lanes, truncated BPTT) and
+:func:`train` selects the complete sequences, shapes them by the run's recipe (inputs and
+targets shifted by a horizon, :mod:`segflow.engine.shaping`), infers the model if none is
+given, and streams every epoch through the feed the recipe asks for (:mod:`segflow.feeds`):
+the stateful model over lanes of whole sequences (truncated BPTT), or the stateless one over
+shuffled windows of ``time_steps`` rows. It
+
 
 - checkpoints every ``checkpoints.every_steps`` optimizer steps and at the end of each epoch,
   under ``runs/train-<model_tag>/`` of the checkpoint store;
-- resumes from the latest checkpoint when one exists: weights, optimizer slots, lane state and
-  the cursor (epoch, step, metric sums) are restored, so with op determinism enabled a resumed
-  run reaches bit-for-bit the weights of an uninterrupted one;
+- resumes from the latest checkpoint when one exists: weights, optimizer slots, lane state
+  and the cursor (epoch, step or batch, metric sums) are restored, so with op determinism
+  enabled a resumed run reaches bit-for-bit the weights of an uninterrupted one;
 - evaluates ``validation_ids`` after each epoch, keeping the training lanes' state untouched;
-- exports the model under ``models/<model_tag>/`` when the last epoch ends.
+- exports the model, with its recipe, under ``models/<model_tag>/`` when the last epoch ends.
 
 A resumed run carries on over the sequences its checkpoint records (``Cursor.ids``), even if
 the selection would now give others (e.g. a store grown by an ingest meanwhile). A finished run
@@ -19,7 +23,6 @@ called again with the same parameters only reports (and re-exports if the export
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,13 +31,9 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import CheckpointManager, Cursor
-from segflow.config import ModelConfig, Recipe, SelectionConfig, TrainParams
-from segflow.engine.chunks import SequenceChunks, open_sequence
-from segflow.engine.engine import StreamingEngine
-from segflow.engine.lanes import read_lane_state, write_lane_state
-from segflow.engine.pipeline import StepReader
-from segflow.engine.shaping import shape_sequence
+from segflow.config import ModelConfig, Recipe, TrainParams
 from segflow.errors import ConfigError
+from segflow.feeds import TrainFeed, build_feed, means
 from segflow.inference import infer_model_config
 from segflow.progress import StepCallback, StepEvent
 from segflow.registry import export_model, exported_from, train_run_key
@@ -125,11 +124,12 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         and exported_from(ckpt_store, params.model_tag) == latest
     ):
         return _report(params, config, saved, latest, started, resumed_from=latest)
-    reader = _stream_reader(repo, ids, params)
-    engine = _build_engine(params, config, reader)
-    validation = _validation_reader(repo, params)
-    cursor = _fresh_cursor(ids, params) if latest is None else manager.restore(engine, latest)
-    trainer = _Trainer(params, engine, reader, manager, on_step, validation)
+    feed = build_feed(repo, ids, params, config)
+    engine = feed.engine
+    cursor = (
+        _fresh_cursor(ids, params, engine) if latest is None else manager.restore(engine, latest)
+    )
+    trainer = _Trainer(params, feed, manager, on_step)
     with trainer:
         cursor = trainer.run(cursor)
     name = trainer.last_checkpoint or latest
@@ -169,52 +169,6 @@ def _plan(
     return list(saved.ids), config, saved
 
 
-def _build_engine(params: TrainParams, config: ModelConfig, reader: StepReader) -> StreamingEngine:
-    # One label per frame: (B, L) and (B, L, 1) are the engine's default label shape.
-    label_shape = None if reader.label_shape in ((), (1,)) else reader.label_shape
-    return StreamingEngine(
-        config,
-        lanes=params.stream.lanes,
-        segment_length=params.stream.segment_length,
-        learning_rate=params.learning_rate,
-        reset_every_segment=params.reset_every_segment,
-        label_shape=label_shape,
-        seed=params.seed,
-    )
-
-
-def _validation_reader(repo: SequenceRepository, params: TrainParams) -> StepReader | None:
-    if not params.validation_ids:
-        return None
-    ids = select_sequences(repo, SelectionConfig(ids=params.validation_ids))
-    return _stream_reader(repo, ids, params)
-
-
-def shaped_sequences(
-    repo: SequenceRepository, ids: Sequence[str], recipe: Recipe
-) -> list[SequenceChunks]:
-    """The sequences ``ids`` as the recipe's input rows and targets (see
-    :mod:`segflow.engine.shaping`), read lazily from ``repo``.
-
-    Raises:
-        IncompleteSequenceError, SequenceNotFoundError: As :func:`open_sequence`.
-        ConfigError: A sequence without labels, or one the recipe cannot shape.
-    """
-    return [
-        shape_sequence(open_sequence(repo, sequence_id, with_labels=True), recipe)
-        for sequence_id in ids
-    ]
-
-
-def _stream_reader(repo: SequenceRepository, ids: Sequence[str], params: TrainParams) -> StepReader:
-    return StepReader.from_sources(
-        shaped_sequences(repo, ids, params.recipe),
-        lanes=params.stream.lanes,
-        segment_length=params.stream.segment_length,
-        with_labels=True,
-    )
-
-
 def _report(
     params: TrainParams,
     config: ModelConfig,
@@ -239,14 +193,14 @@ def _report(
     )
 
 
-def _fresh_cursor(ids: list[str], params: TrainParams) -> Cursor:
+def _fresh_cursor(ids: list[str], params: TrainParams, engine: Any) -> Cursor:
     return Cursor(
         kind="train",
         epoch=0,
         step=0,
         ids=tuple(ids),
-        lanes=params.stream.lanes,
-        segment_length=params.stream.segment_length,
+        lanes=engine.lanes,
+        segment_length=engine.segment_length,
         extra={
             "history": [],
             "totals": _zero_totals(),
@@ -293,11 +247,9 @@ class _Trainer:
     """Runs the epochs of one :func:`train` call: steps, checkpoints, validation, TensorBoard."""
 
     params: TrainParams
-    engine: StreamingEngine
-    reader: StepReader
+    feed: TrainFeed
     manager: CheckpointManager
     on_step: StepCallback | None
-    validation: StepReader | None = None
     last_checkpoint: str | None = None
     steps_run: int = 0
     _writer: Any = field(default=None, repr=False)
@@ -318,12 +270,9 @@ class _Trainer:
         return cursor
 
     def _epoch(self, cursor: Cursor) -> Cursor:
-        per_epoch = self.reader.num_steps
+        per_epoch = self.feed.steps_per_epoch
         extra = {**cursor.extra, "totals": dict(cursor.extra["totals"])}
-        steps = self.engine.stream(self.reader, "train", start_step=cursor.step)
-        for step, sums in steps:
-            index = step.index
-            frames = sum(slot.valid for slot in step.slots)
+        for index, frames, sums in self.feed.train(cursor.epoch, cursor.step):
             for key, value in sums.items():
                 extra["totals"][key] += value
             extra["frames"] += frames
@@ -345,31 +294,17 @@ class _Trainer:
                         loss=loss,
                     )
                 )
-        metrics = _means(extra["totals"], self.engine.metric_name)
-        if self.validation is not None:
-            metrics |= self._validate()
+        metrics = means(extra["totals"], self.feed.engine.metric_name)
+        metrics |= {f"val_{key}": value for key, value in self.feed.validate().items()}
         self._scalars({f"epoch/{k}": v for k, v in metrics.items()}, cursor.epoch + 1)
         extra |= {"history": [*extra["history"], metrics], "totals": _zero_totals()}
         done = _advance(cursor, cursor.epoch + 1, 0, extra)
         self._save(done)
         return done
 
-    def _validate(self) -> dict[str, float]:
-        """Evaluate the validation sequences, leaving the training lanes' state as it was."""
-        assert self.validation is not None
-        saved = read_lane_state(self.engine.model)
-        try:
-            totals = _zero_totals()
-            for _, sums in self.engine.stream(self.validation, "evaluate"):
-                for key, value in sums.items():
-                    totals[key] += value
-            result = _means(totals, self.engine.metric_name)
-        finally:
-            write_lane_state(self.engine.model, saved)
-        return {f"val_{key}": value for key, value in result.items()}
-
     def _save(self, cursor: Cursor) -> None:
-        self.last_checkpoint = self.manager.save(self.engine, cursor, self.engine.config)
+        engine = self.feed.engine
+        self.last_checkpoint = self.manager.save(engine, cursor, engine.config)
 
     def _scalars(self, values: dict[str, float], step: int) -> None:
         if self._writer is None:
@@ -389,8 +324,3 @@ def _advance(cursor: Cursor, epoch: int, step: int, extra: dict[str, Any]) -> Cu
         segment_length=cursor.segment_length,
         extra={**extra, "totals": dict(extra["totals"])},
     )
-
-
-def _means(totals: dict[str, float], metric: str) -> dict[str, float]:
-    count = max(totals["count"], 1.0)
-    return {"loss": totals["loss_sum"] / count, metric: totals["metric_sum"] / count}

@@ -140,10 +140,32 @@ def train(
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
     model_tag: Annotated[str | None, typer.Option(help="Tag the model is exported under.")] = None,
+    inputs: Annotated[
+        str | None,
+        typer.Option(help="What the model sees at row t: features, labels, features_and_labels."),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(help="Predict the label this many rows ahead (>= 1 with label inputs)."),
+    ] = None,
+    time_steps: Annotated[
+        int | None,
+        typer.Option(help="Train a stateless model on windows of this many rows."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Windows per batch of a windowed (--time-steps) model.")
+    ] = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Train the stateful LSTM on the store's sequences (resumes from the latest checkpoint)."""
+    """Train a model on the store's sequences (resumes from the latest checkpoint).
+
+    By default a stateful LSTM streams each whole sequence and predicts row t's label from
+    rows up to t. --inputs and --horizon shift what it sees and predicts (e.g. yesterday's
+    weather and rain predict tomorrow's rain: --inputs features_and_labels --horizon 1);
+    --time-steps N trains the stateless model on windows of N rows instead. segflow predict
+    reads all of this from the model.
+    """
     from flows.train import train as train_flow
     from segflow.config import TrainParams
     from segflow.training import TrainReport
@@ -153,6 +175,12 @@ def train(
         "epochs": epochs,
         "model_tag": model_tag,
         "stream": {"lanes": lanes, "segment_length": segment_length},
+        "recipe": {
+            "inputs": inputs,
+            "horizon": horizon,
+            "time_steps": time_steps,
+            "batch_size": batch_size,
+        },
     }
     params = validated(TrainParams, merge(load_config_file(config), overrides))
     report = run_flow(train_flow, params, "train", expected=TrainReport)

@@ -44,9 +44,33 @@ def endpoint_options(endpoint: str | None) -> dict[str, Any] | None:
 
 
 def fail(error: Exception | str) -> typer.Exit:
-    """Print ``error`` and return the exit (status 1) for the caller to raise."""
-    console.print(f"[bold red]error:[/] {error}")
+    """Print ``error`` on one line and return the exit (status 1) for the caller to raise."""
+    console.print(f"[bold red]error:[/] {one_line(error)}", soft_wrap=True, markup=True)
     return typer.Exit(code=1)
+
+
+def one_line(error: Exception | str) -> str:
+    """``error`` as one line: a pydantic validation error becomes ``field: message`` pairs.
+
+    >>> from pydantic import BaseModel, PositiveInt
+    >>> class P(BaseModel):
+    ...     n: PositiveInt
+    >>> try:
+    ...     P(n=0)
+    ... except ValueError as error:
+    ...     print(one_line(error))
+    invalid n: Input should be greater than 0 (got 0)
+    """
+    errors = getattr(error, "errors", None)
+    if callable(errors) and type(error).__name__ == "ValidationError":
+        parts = []
+        for item in errors():
+            where = ".".join(str(part) for part in item.get("loc", ()))
+            message = str(item.get("msg", "")).removeprefix("Value error, ")
+            got = "" if "got" in message else f" (got {item.get('input')!r})"
+            parts.append(f"invalid {where}: {message}{got}" if where else message + got)
+        return "; ".join(parts)
+    return " ".join(str(error).split())
 
 
 def load_config_file(path: Path | None) -> dict[str, Any]:

@@ -172,6 +172,7 @@ def test_the_runner_finds_every_benchmark() -> None:
         "pipeline",
         "stream_memory",
         "streaming",
+        "windowed",
     ]
 
 

@@ -35,7 +35,7 @@ __all__ = ["FrameEncoder", "ModelConfig", "ToFloat", "activate", "build_model", 
 
 @keras.saving.register_keras_serializable(package="segflow")
 class ToFloat(layers.Layer):
-    """Cast frames to float32, scaling ``uint8`` to ``[0, 1]`` (inside the graph).
+    """Cast frames to float32, scaling ``uint8`` to ``[0, 1]`` and feeding NaN as 0 (in the graph).
 
     Decoding to float on the host would quadruple the bytes moved per frame, so frames stay
     ``uint8`` until they reach the model.
@@ -47,6 +47,10 @@ class ToFloat(layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         x = ops.cast(inputs, "float32")
+        if inputs.dtype != "uint8":
+            # A missing value (NaN) would poison a recurrent state for the rest of the
+            # sequence: it is fed as 0.
+            x = ops.where(ops.isnan(x), ops.zeros_like(x), x)
         return x * self.scale if self.scale != 1.0 else x
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

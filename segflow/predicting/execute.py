@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from segflow.engine.engine import StreamingEngine
     from segflow.engine.pipeline import StepReader
     from segflow.engine.scheduler import Step
+    from segflow.windowed import WindowEngine
+    from storage.sequences import SequenceRepository
 
 __all__ = [
     "PredictionRun",
@@ -37,6 +39,7 @@ __all__ = [
     "inject_states",
     "save",
     "stream",
+    "stream_windows",
     "write_empty",
     "write_step",
 ]
@@ -171,7 +174,8 @@ class PredictionRun:
 
     Attributes:
         params: The run's parameters.
-        engine: The engine, holding the model's weights (and, resumed, the lane state).
+        engine: The engine, holding the model's weights (and, resumed, the lane state); a
+            windowed model's engine for a windowed recipe.
         manager: The checkpoints of the run.
         entries: Every selected sequence (skipped ones too).
         states: Initial states of the continued sequences.
@@ -183,7 +187,7 @@ class PredictionRun:
     """
 
     params: PredictParams
-    engine: StreamingEngine
+    engine: StreamingEngine | WindowEngine
     manager: CheckpointManager
     entries: list[PlanEntry]
     states: dict[str, State]
@@ -216,7 +220,7 @@ def stream(run: PredictionRun, reader: StepReader, on_step: StepCallback | None)
     """
     from segflow.engine.scheduler import assignments
 
-    engine, every = run.engine, run.params.checkpoints.every_steps
+    engine, every = cast("StreamingEngine", run.engine), run.params.checkpoints.every_steps
     lengths = [e.frames for e in run.scheduled]
     first_step = {
         a.sequence: a.first_step for a in assignments(lengths, engine.lanes, engine.segment_length)
@@ -240,6 +244,38 @@ def stream(run: PredictionRun, reader: StepReader, on_step: StepCallback | None)
                 )
             )
     return done
+
+
+def stream_windows(
+    run: PredictionRun, repo: SequenceRepository, on_step: StepCallback | None
+) -> int:
+    """Predict every scheduled entry of a windowed model's run; return the blocks predicted.
+
+    A windowed model has no state: row ``t`` needs only rows ``t-N+1 .. t``, so each entry is
+    predicted from its first new row, reading back ``N-1`` rows (a continued or interrupted
+    sequence carries on where its durable rows end). Rows are flushed and the durable length
+    recorded after every block, so a crash loses at most a block.
+    """
+    from segflow.engine.pipeline import SequenceChunks
+    from segflow.predicting.plan import model_inputs
+    from segflow.windowed import window_predictions
+
+    engine = cast("WindowEngine", run.engine)
+    total = sum(entry.frames for entry in run.scheduled) or 1
+    done = blocks = 0
+    for index, entry in enumerate(run.scheduled):
+        if not entry.frames:
+            continue  # written by write_empty
+        seq = SequenceChunks(entry.id, model_inputs(repo, entry.id, entry.stop, run.recipe))
+        last = np.zeros(0, np.float32)
+        for first, rows in window_predictions(engine, seq, start=entry.offset):
+            run.writer.slot(index, first - entry.offset, rows)
+            run.writer.flush()
+            last, done, blocks = rows[-1], done + len(rows), blocks + 1
+            if on_step is not None:
+                on_step(StepEvent(frames=len(rows), fraction=done / total, step=blocks))
+        run.writer.end(index, last, {})  # no state to continue from: windows need none
+    return blocks
 
 
 def write_step(run: PredictionRun, step: Step, outputs: np.ndarray) -> None:

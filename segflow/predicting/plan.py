@@ -153,7 +153,7 @@ def plan_entries(
         seq = repo.require_complete(sequence_id)
         old = None if recompute else preds.find_meta(tag, sequence_id)
         action, offset = decide(seq, old, model)
-        if action == "continue":
+        if action == "continue" and not model.recipe.windowed:  # windows need no state
             state = usable_state(preds.read_state(tag, sequence_id), model.config)
             if state is None:
                 action, offset = "predict", 0
@@ -190,8 +190,12 @@ def decide(seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel) ->
         and tuple(seq.sources[: len(old.sources)]) == tuple(old.sources)
         and old.length <= seq.length
     )
-    if old is None or not old.complete or not same_model or not same_source:
+    if old is None or not same_model or not same_source:
         return "predict", 0
+    if not old.complete:
+        # A windowed model's rows are independent: an interrupted run's durable rows stay.
+        resumable = model.recipe.windowed and 0 < old.length < seq.length
+        return ("continue", old.length) if resumable else ("predict", 0)
     if old.length == seq.length:
         return "skip", seq.length
     return "continue", old.length

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 from segflow.config import PredictParams
 from segflow.ids import validate_id
-from segflow.predicting.execute import PredictionRun, PredictionWriter, stream, write_empty
+from segflow.predicting.execute import (
+    PredictionRun,
+    PredictionWriter,
+    stream,
+    stream_windows,
+    write_empty,
+)
 from segflow.predicting.plan import (
     SavedPlan,
     check_frames,
@@ -74,7 +80,10 @@ def predict(
     owner = run_id or f"pid-{os.getpid()}"
     with preds.lock(tag, owner, break_lock=break_lock):
         run, reader = _prepare(params, model, store, checkpoints, repo, preds, ids, owner)
-        steps = stream(run, reader, on_step) if reader is not None else 0
+        if model.recipe.windowed:
+            steps = stream_windows(run, repo, on_step)
+        else:
+            steps = stream(run, reader, on_step) if reader is not None else 0
         _clear(run.manager)
     return build_report(
         tag,
@@ -98,12 +107,14 @@ def _prepare(
 ) -> tuple[PredictionRun, StepReader | None]:
     """Build the engine and the plan: a fresh one, or the one of the checkpoint carried on."""
     from segflow.checkpoint import CheckpointManager
-    from segflow.engine.engine import StreamingEngine
+    from segflow.registry import training_engine
 
     tag = params.model_tag
-    engine = StreamingEngine(
-        model.config, lanes=params.stream.lanes, segment_length=params.stream.segment_length
-    )
+    if model.recipe.time_steps is not None:  # windows: the batch size the model trained with
+        shape = {"lanes": model.recipe.batch_size, "length": model.recipe.time_steps}
+    else:
+        shape = {"lanes": params.stream.lanes, "length": params.stream.segment_length}
+    engine = training_engine(model.config, model.recipe, **shape)
     engine.model.set_weights(model.weights)
     manager = CheckpointManager(checkpoints, predict_run_key(tag), keep=params.checkpoints.keep)
     key = plan_key(params, model, store)
@@ -134,7 +145,7 @@ def _prepare(
     run = PredictionRun(params, engine, manager, entries, states, writer, key, start, model.recipe)
     if start == 0:
         write_empty(run)
-    return run, _reader(repo, run)
+    return run, None if model.recipe.windowed else _reader(repo, run)
 
 
 def _reader(repo: SequenceRepository, run: PredictionRun) -> StepReader | None:

@@ -1,4 +1,7 @@
-"""Windowing of tabular series: brute-force loops, Hypothesis, streaming == in-memory."""
+"""Windowing of tabular series: brute-force loops, Hypothesis, streaming == in-memory.
+
+Every inputs mode with horizons H in {0, 1, 3} (H >= 1 for label inputs).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segflow.engine.windowing as windowing_module
-from segflow.engine.windowing import WindowConfig, iter_windows, make_windows, min_rows
+from segflow.engine.windowing import (
+    WindowConfig,
+    iter_windows,
+    make_windows,
+    min_rows,
+    model_rows,
+)
 from segflow.errors import ConfigError
 
 MODES = ["features", "labels", "features_and_labels"]
@@ -20,34 +29,37 @@ TARGETS = ["many_to_one", "many_to_many"]
 SETTINGS = settings(deadline=None, max_examples=200)
 
 
-def brute_force(features, labels, time_steps, mode, target):
-    """Explicit loops, one target row at a time, straight from the recipe's definitions."""
+def brute_force(features, labels, time_steps, inputs, horizon, target):
+    """Explicit loops, one window-ending row at a time, straight from the definition."""
     table_rows = len(features)
     labs = [list(np.atleast_1d(labels[r])) for r in range(table_rows)]
     xs, ys = [], []
     for t in range(table_rows):
-        if mode == "features":
-            rows = list(range(t - time_steps + 1, t + 1))  # up to and including t
-        else:
-            rows = list(range(t - time_steps, t))  # strictly before t
-        if rows[0] < 0:
+        rows = list(range(t - time_steps + 1, t + 1))  # the window ending at row t
+        if rows[0] < 0 or t + horizon >= table_rows:
             continue
         window = []
         for r in rows:
-            if mode == "features":
+            if inputs == "features":
                 window.append(list(features[r]))
-            elif mode == "labels":
+            elif inputs == "labels":
                 window.append(labs[r])
             else:
                 window.append(list(features[r]) + labs[r])
         xs.append(window)
         if target == "many_to_one":
-            ys.append(labs[t])
+            ys.append(labs[t + horizon])
         else:
-            # each position predicts its own row (features) or the next row (shifted modes)
-            ahead = 0 if mode == "features" else 1
-            ys.append([labs[r + ahead] for r in rows])
+            ys.append([labs[r + horizon] for r in rows])  # each position predicts H rows ahead
     return np.array(xs), np.array(ys)
+
+
+def horizons(inputs):
+    """Horizons valid for ``inputs``: label inputs need H >= 1."""
+    return [0, 1, 3] if inputs == "features" else [1, 3]
+
+
+CASES = [(inputs, h) for inputs in MODES for h in horizons(inputs)]
 
 
 def table(rows, n_features, label_dims, seed=0):
@@ -58,18 +70,18 @@ def table(rows, n_features, label_dims, seed=0):
     return features, labels
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mode", "horizon"), CASES)
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("time_steps", [1, 2, 3, 7])
 @pytest.mark.parametrize("label_dims", [None, 1, 2])
-def test_matches_brute_force(mode, target, time_steps, label_dims):
+def test_matches_brute_force(mode, horizon, target, time_steps, label_dims):
     features, labels = table(12, 3, label_dims)
-    config = WindowConfig(time_steps=time_steps, mode=mode, target=target)
+    config = WindowConfig(time_steps=time_steps, inputs=mode, horizon=horizon, target=target)
     x, y = make_windows(features, labels, config)
-    bx, by = brute_force(features, labels, time_steps, mode, target)
+    bx, by = brute_force(features, labels, time_steps, mode, horizon, target)
     np.testing.assert_array_equal(x, bx)
     np.testing.assert_array_equal(y, by)
-    n = 12 - time_steps + (1 if mode == "features" else 0)
+    n = 12 - time_steps + 1 - horizon
     k = label_dims or 1
     width = {"features": 3, "labels": k, "features_and_labels": 3 + k}[mode]
     assert x.shape == (n, time_steps, width)
@@ -77,33 +89,37 @@ def test_matches_brute_force(mode, target, time_steps, label_dims):
     assert x.flags.c_contiguous and y.flags.c_contiguous
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_many_to_one_is_last_position_of_many_to_many(mode):
+@pytest.mark.parametrize(("mode", "horizon"), CASES)
+def test_many_to_one_is_last_position_of_many_to_many(mode, horizon):
     features, labels = table(10, 2, None)
-    _, y1 = make_windows(features, labels, WindowConfig(time_steps=3, mode=mode))
-    many = WindowConfig(time_steps=3, mode=mode, target="many_to_many")
+    one = WindowConfig(time_steps=3, inputs=mode, horizon=horizon)
+    _, y1 = make_windows(features, labels, one)
+    many = one.model_copy(update={"target": "many_to_many"})
     _, ym = make_windows(features, labels, many)
     np.testing.assert_array_equal(y1, ym[:, -1])
 
 
 ROWS = [
-    # (mode, time_steps, first window's X rows, first target row, number of windows) for T=6
-    ("features", 1, [0], 0, 6),  # a window is just the current row
-    ("features", 3, [0, 1, 2], 2, 4),  # rows t-2..t predict t
-    ("labels", 1, [0], 1, 5),  # previous label predicts the next (lag-1)
-    ("labels", 3, [0, 1, 2], 3, 3),  # rows t-3..t-1
-    ("features_and_labels", 2, [0, 1], 2, 4),  # rows t-2..t-1, never row t
-    ("features", 6, [0, 1, 2, 3, 4, 5], 5, 1),  # whole table, one window
-    ("labels", 5, [0, 1, 2, 3, 4], 5, 1),  # shifted: T = time_steps + 1 is the minimum
+    # (mode, H, time_steps, first window's X rows, first target row, number of windows), T=6
+    ("features", 0, 1, [0], 0, 6),  # a window is just the current row
+    ("features", 0, 3, [0, 1, 2], 2, 4),  # rows t-2..t predict t
+    ("features", 2, 3, [0, 1, 2], 4, 2),  # rows t-2..t predict t+2
+    ("labels", 1, 1, [0], 1, 5),  # previous label predicts the next (lag-1)
+    ("labels", 1, 3, [0, 1, 2], 3, 3),  # the article's shift: rows u-3..u-1 predict u
+    ("labels", 3, 2, [0, 1], 4, 2),  # two labels predict the one three rows later
+    ("features_and_labels", 1, 2, [0, 1], 2, 4),  # rows u-2..u-1, never row u
+    ("features", 0, 6, [0, 1, 2, 3, 4, 5], 5, 1),  # whole table, one window
+    ("labels", 1, 5, [0, 1, 2, 3, 4], 5, 1),  # shifted: T = time_steps + 1 is the minimum
 ]
 
 
-@pytest.mark.parametrize(("mode", "time_steps", "x_rows", "first_target", "count"), ROWS)
-def test_rows_used(mode, time_steps, x_rows, first_target, count):
+@pytest.mark.parametrize(("mode", "horizon", "time_steps", "x_rows", "first_target", "count"), ROWS)
+def test_rows_used(mode, horizon, time_steps, x_rows, first_target, count):
     # Row r has feature 100 + r and label r, so values name the rows they came from.
     features = 100.0 + np.arange(6.0)[:, None]
     labels = np.arange(6.0)
-    x, y = make_windows(features, labels, WindowConfig(time_steps=time_steps, mode=mode))
+    config = WindowConfig(time_steps=time_steps, inputs=mode, horizon=horizon)
+    x, y = make_windows(features, labels, config)
     assert len(x) == count
     source = x[0, :, 0] - (100 if mode != "labels" else 0)
     assert source.tolist() == x_rows
@@ -116,21 +132,37 @@ def test_rows_used(mode, time_steps, x_rows, first_target, count):
     n_features=st.integers(1, 4),
     label_dims=st.sampled_from([None, 1, 3]),
     time_steps=st.integers(1, 8),
-    mode=st.sampled_from(MODES),
+    case=st.sampled_from([*CASES, ("features", 5), ("labels", 6)]),
     target=st.sampled_from(TARGETS),
     seed=st.integers(0, 2**16),
 )
-def test_random_tables(rows, n_features, label_dims, time_steps, mode, target, seed):
+def test_random_tables(rows, n_features, label_dims, time_steps, case, target, seed):
     features, labels = table(rows, n_features, label_dims, seed)
-    config = WindowConfig(time_steps=time_steps, mode=mode, target=target)
+    mode, horizon = case
+    config = WindowConfig(time_steps=time_steps, inputs=mode, horizon=horizon, target=target)
     if rows < min_rows(config):
         with pytest.raises(ConfigError, match="time_steps"):
             make_windows(features, labels, config)
         return
     x, y = make_windows(features, labels, config)
-    bx, by = brute_force(features, labels, time_steps, mode, target)
+    bx, by = brute_force(features, labels, time_steps, mode, horizon, target)
     np.testing.assert_array_equal(x, bx)
     np.testing.assert_array_equal(y, by)
+
+
+@pytest.mark.parametrize(("mode", "horizon"), CASES)
+def test_model_rows_window_to_make_windows(mode, horizon):
+    # Windowing the input rows with H=0 over the shifted targets is the same windows: the
+    # seam a streaming reader relies on (it sees rows and targets, never inputs or H).
+    features, labels = table(15, 3, 2)
+    config = WindowConfig(time_steps=4, inputs=mode, horizon=horizon)
+    rows, targets = model_rows(features, labels, config)
+    assert len(rows) == 15 and len(targets) == 15 - horizon
+    x, y = make_windows(features, labels, config)
+    n = len(targets) - 3
+    expected = np.stack([rows[t - 3 : t + 1] for t in range(3, 3 + n)])
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(y, targets[3:])
 
 
 def split(arrays, cuts):
@@ -143,13 +175,14 @@ def split(arrays, cuts):
     rows=st.integers(0, 40),
     label_dims=st.sampled_from([None, 2]),
     time_steps=st.integers(1, 6),
-    mode=st.sampled_from(MODES),
+    case=st.sampled_from(CASES),
     target=st.sampled_from(TARGETS),
     data=st.data(),
 )
-def test_streaming_equals_in_memory(rows, label_dims, time_steps, mode, target, data):
+def test_streaming_equals_in_memory(rows, label_dims, time_steps, case, target, data):
     features, labels = table(rows, 2, label_dims)
-    config = WindowConfig(time_steps=time_steps, mode=mode, target=target)
+    mode, horizon = case
+    config = WindowConfig(time_steps=time_steps, inputs=mode, horizon=horizon, target=target)
     # cuts may repeat (empty blocks) and fall at either end
     cuts = data.draw(st.lists(st.integers(0, rows), max_size=8))
     blocks = split((features, labels), cuts)
@@ -170,7 +203,7 @@ def test_streaming_is_lazy_and_bounded():
             start = 4 * i
             yield np.arange(start, start + 4, dtype=float)[:, None], np.arange(start, start + 4)
 
-    config = WindowConfig(time_steps=3, mode="labels")
+    config = WindowConfig(time_steps=3, inputs="labels", horizon=1)
     stream = iter_windows(blocks(), config)
     x0, y0 = next(stream)  # first block: rows 0-3 -> one window, target row 3
     assert x0[:, :, 0].tolist() == [[0, 1, 2]] and y0.tolist() == [[3]]
@@ -185,7 +218,14 @@ def test_streaming_is_lazy_and_bounded():
         # more time steps than rows: the message names time_steps and T
         (np.zeros((3, 2)), np.zeros(3), WindowConfig(time_steps=4), r"time_steps.*T=3"),
         # shifted mode needs one row more than time_steps
-        (np.zeros((3, 2)), np.zeros(3), WindowConfig(time_steps=3, mode="labels"), "least 4 rows"),
+        (
+            np.zeros((3, 2)),
+            np.zeros(3),
+            WindowConfig(time_steps=3, inputs="labels", horizon=1),
+            "least 4 rows",
+        ),
+        # a horizon adds the rows it looks ahead
+        (np.zeros((5, 2)), np.zeros(5), WindowConfig(time_steps=3, horizon=3), "least 6 rows"),
         # mismatched lengths
         (np.zeros((5, 2)), np.zeros(4), WindowConfig(time_steps=2), "5 feature rows and 4 label"),
         # 1-D features
@@ -215,7 +255,11 @@ def test_streaming_rejects_mismatched_block():
     "kwargs",
     [
         dict(time_steps=0),  # not positive
-        dict(time_steps=2, mode="rows"),  # unknown mode
+        dict(time_steps=2, inputs="rows"),  # unknown inputs
+        dict(time_steps=2, horizon=-1),  # negative horizon
+        dict(time_steps=2, inputs="labels"),  # a label cannot predict itself (H=0)
+        dict(time_steps=2, inputs="features_and_labels", horizon=0),  # nor with features
+        dict(time_steps=2, mode="labels"),  # the old field name
         dict(time_steps=2, target="one_to_many"),  # unknown target
         dict(time_steps=2, stride=1),  # unknown field
     ],
