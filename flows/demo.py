@@ -1,8 +1,9 @@
 """The demo flow: the main job end to end on embedded defaults.
 
 Synthesizes videos where memory across segments matters (the label of each frame is whether
-an odd number of flashes has happened so far), ingests them, trains the stateful LSTM twice
-(state carried across segments, and reset every segment as the baseline), predicts the
+an odd number of flashes has happened so far), ingests them, trains three models (the
+stateful LSTM with its state carried across segments; the same reset every segment, the
+baseline without memory; the article's stateless LSTM on windows of one segment), predicts the
 held-out videos, and reports: a metrics table (markdown artifact), a PNG plot (linked
 artifact) and TensorBoard scalars.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow
 
@@ -26,6 +28,7 @@ from segflow.config import (
     IngestParams,
     ModelConfig,
     PredictParams,
+    Recipe,
     SelectionConfig,
     StoreConfig,
     StreamConfig,
@@ -36,10 +39,18 @@ from segflow.report import Score
 from segflow.training import TrainReport
 from tasks.demo import plot_task, publish_demo_report, score_task, synth_task
 
+Kind = Literal["carried", "reset", "windowed"]
+#: The demo's models: their tags and how each is trained (see :func:`train_params`).
+MODELS: tuple[tuple[str, Kind], ...] = (
+    ("demo-carried", "carried"),
+    ("demo-reset", "reset"),
+    ("demo-windowed", "windowed"),
+)
+
 
 @flow(name="segflow-demo")
 def demo(params: DemoParams = DemoParams()) -> DemoResult:
-    """Run synth → ingest → train (carried and reset) → predict → report."""
+    """Run synth → ingest → train (carried, reset, windowed) → predict → report."""
     paths = DemoPaths.under(Path(params.workdir).resolve())
     sources = synth_task(paths.sources, params)
     store = StoreConfig(url=paths.store)
@@ -50,8 +61,8 @@ def demo(params: DemoParams = DemoParams()) -> DemoResult:
     train_ids, val_ids = ids[:-held_out], ids[-held_out:]
     where = paths.to_json()
     reports = {
-        tag: train(train_params(params, where, store, train_ids, val_ids, tag, reset))
-        for tag, reset in (("demo-carried", False), ("demo-reset", True))
+        tag: train(train_params(params, where, store, train_ids, val_ids, tag, kind))
+        for tag, kind in MODELS
     }
     predict(
         PredictParams(
@@ -76,9 +87,9 @@ def train_params(
     train_ids: list[str],
     val_ids: list[str],
     tag: str,
-    reset: bool,
+    kind: Kind,
 ) -> TrainParams:
-    """The parameters of training one of the demo's two models.
+    """The parameters of training one of the demo's three models.
 
     Args:
         params: The demo's parameters (sizes, epochs, seed...).
@@ -88,7 +99,11 @@ def train_params(
         train_ids: Sequences to train on.
         val_ids: Held-out sequences to validate on.
         tag: The model's tag.
-        reset: Reset the LSTM state every segment (the baseline) instead of carrying it.
+        kind: ``carried`` (the state carried across segments), ``reset`` (reset every
+            segment: the baseline without memory) or ``windowed`` (the article's stateless
+            model on windows of ``segment_length`` frames, trained for the same number of
+            frames through the model as the others: each window is ``segment_length``
+            frames, so ``epochs / segment_length`` epochs, at least one).
 
     Returns:
         The train flow's parameters.
@@ -104,6 +119,11 @@ def train_params(
         task="binary",
         outputs=1,
     )
+    recipe, epochs = Recipe(), params.epochs
+    if kind == "windowed":
+        model = model.model_copy(update={"head": "many_to_one"})  # one output per window
+        recipe = Recipe(time_steps=params.segment_length, batch_size=4 * params.lanes)
+        epochs = max(1, params.epochs // params.segment_length)
     return TrainParams(
         store=store,
         selection=SelectionConfig(ids=train_ids),
@@ -111,11 +131,12 @@ def train_params(
         model=model,
         stream=StreamConfig(lanes=params.lanes, segment_length=params.segment_length),
         checkpoints=CheckpointConfig(url=where["checkpoints"]),
-        epochs=params.epochs,
+        epochs=epochs,
         learning_rate=params.learning_rate,
         seed=params.seed,
         model_tag=tag,
-        reset_every_segment=reset,
+        reset_every_segment=kind == "reset",
+        recipe=recipe,
         tensorboard_dir=str(Path(where["tensorboard"]) / tag),
     )
 
@@ -125,4 +146,5 @@ def _metrics(reports: Mapping[str, TrainReport], stored: Score) -> DemoMetrics:
         carried_val=reports["demo-carried"].history[-1]["val_accuracy"],
         reset_val=reports["demo-reset"].history[-1]["val_accuracy"],
         carried_pred=stored.accuracy,
+        windowed_val=reports["demo-windowed"].history[-1]["val_accuracy"],
     )

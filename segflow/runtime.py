@@ -21,6 +21,9 @@ RUNTIME_DEFAULTS = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     # Prefect's telemetry only fails (and logs) on machines without internet access.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Prefect's temporary server gives up after 20 s; on a busy 2-core machine (TensorFlow in
+    # a neighbour process) its start was measured to take longer, failing the whole command.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 _configured = False

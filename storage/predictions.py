@@ -6,6 +6,11 @@ Layout::
     <root>/predictions/<model_tag>/<id>/zarr.json   group; attrs.segflow = PredictionMeta fields
     <root>/predictions/<model_tag>/<id>/outputs     (T, outputs) float32, chunks (segment_length,
                                                     outputs); (1, outputs) for many_to_one
+    <root>/predictions/<model_tag>/<id>/target_times
+                                                    (T,) float64, where the sequence has
+                                                    timestamps: the time of the frame row t
+                                                    forecasts (frame t + horizon; past the
+                                                    end, extrapolated by the median step)
     <root>/predictions/<model_tag>/<id>/state/<layer>.h, <layer>.c
                                                     (units,) float32: the LSTM state after the
                                                     last predicted frame, for continuation
@@ -61,6 +66,7 @@ __all__ = [
 PREDICTIONS = "predictions"
 OUTPUTS = "outputs"
 STATE = "state"
+TARGET_TIMES = "target_times"
 LOCK = ".lock"
 Head = Literal["many_to_many", "many_to_one"]
 
@@ -212,6 +218,27 @@ class PredictionRepository:
         meta = self.meta(model_tag, sequence_id)
         rows = 1 if meta.head == "many_to_one" else meta.length
         return np.asarray(self.outputs(model_tag, sequence_id)[:rows])
+
+    def target_times(self, model_tag: str, sequence_id: str) -> np.ndarray | None:
+        """Return the time each row forecasts ((T,) seconds from the sequence's start), or None
+        when the sequence has no timestamps."""
+        group = self._group(model_tag, sequence_id)
+        if TARGET_TIMES not in group:
+            return None
+        return np.asarray(array_member(group, TARGET_TIMES)[:])
+
+    def write_target_times(self, model_tag: str, sequence_id: str, times: np.ndarray) -> None:
+        """Store the time each row forecasts (see the layout), replacing any stored."""
+        times = np.asarray(times, dtype=np.float64)
+        group = self._group(model_tag, sequence_id)
+        group.create_array(
+            TARGET_TIMES,
+            shape=times.shape,
+            chunks=(max(len(times), 1),),
+            dtype="float64",
+            compressors=compressors_for("none"),
+            overwrite=True,
+        )[:] = times
 
     def read_state(self, model_tag: str, sequence_id: str) -> dict[str, np.ndarray]:
         """Return the stored final state: ``{"lstm_0/h": (units,), ...}`` (empty if none)."""

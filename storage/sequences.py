@@ -279,6 +279,11 @@ class SequenceRepository:
         group = self.group(sequence_id)
         return array_member(group, "labels") if "labels" in group else None
 
+    def timestamps(self, sequence_id: str) -> zarr.Array | None:
+        """Open a sequence's timestamps ((T,) float64 seconds from its start), or None."""
+        group = self.group(sequence_id)
+        return array_member(group, "timestamps") if "timestamps" in group else None
+
     def require_complete(self, sequence_id: str) -> SequenceMeta:
         """Return the meta of a complete sequence, else raise :class:`IncompleteSequenceError`."""
         meta = self.meta(sequence_id)

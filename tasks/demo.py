@@ -89,6 +89,7 @@ def publish_demo_report(result: DemoResult) -> str:
     rows = [
         ["carried state (segflow)", f"{metrics.carried_val:.1%}", f"{metrics.carried_pred:.1%}"],
         ["state reset every segment", f"{metrics.reset_val:.1%}", "-"],
+        ["stateless, windows of one segment", f"{metrics.windowed_val:.1%}", "-"],
     ]
     where = result.paths.to_json()
     body = "\n\n".join(

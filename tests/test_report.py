@@ -55,11 +55,17 @@ def test_markdown_table_and_plot(tmp_path: Path) -> None:
 
 
 def test_demo_result_json() -> None:
-    metrics = DemoMetrics(carried_val=0.9, reset_val=0.55, carried_pred=0.875)
+    metrics = DemoMetrics(carried_val=0.9, reset_val=0.55, carried_pred=0.875, windowed_val=0.7)
     result = DemoResult(metrics, DemoPaths.under(Path("/w")))
     document = result.to_json()
     assert document["metrics"] == pytest.approx(
-        {"carried_val": 0.9, "reset_val": 0.55, "carried_pred": 0.875, "gap_points": 35.0}
+        {
+            "carried_val": 0.9,
+            "reset_val": 0.55,
+            "carried_pred": 0.875,
+            "windowed_val": 0.7,
+            "gap_points": 35.0,
+        }
     )
     assert list(document["where"]) == ["sources", "store", "checkpoints", "tensorboard", "plot"]
     assert document["where"]["plot"] == str(Path("/w") / "plot.png")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from segflow.config import PredictParams, Recipe
-from segflow.predicting.plan import PlanEntry, SavedPlan, State, zero_state
+from segflow.predicting.plan import PlanEntry, SavedPlan, State, forecast_times, zero_state
 from segflow.progress import StepCallback, StepEvent
 from storage.predictions import PredictionMeta, PredictionRepository
 
@@ -122,6 +122,7 @@ class PredictionWriter:
         buffer = self.active.pop(index)
         if self.many:
             buffer.flush()
+            self._write_target_times(entry)
         else:
             buffer.array[0:1] = last[None]
         self.preds.finish(self.tag, entry.id, self.meta(entry, entry.stop), state)
@@ -148,6 +149,14 @@ class PredictionWriter:
             complete=complete,
             segment_length=entry.chunk,
         )
+
+    def _write_target_times(self, entry: PlanEntry) -> None:
+        from storage.sequences import SequenceRepository
+
+        stamps = SequenceRepository(self.preds.store).timestamps(entry.id)
+        if stamps is not None:
+            times = forecast_times(np.asarray(stamps[: entry.stop]), self.base.horizon)
+            self.preds.write_target_times(self.tag, entry.id, times)
 
     def _open(self, index: int, start: int) -> RowBuffer:
         entry = self.entries[index]

@@ -37,6 +37,7 @@ __all__ = [
     "State",
     "check_frames",
     "decide",
+    "forecast_times",
     "model_inputs",
     "plan_entries",
     "plan_key",
@@ -96,6 +97,25 @@ class PlanEntry:
 
 
 # -- deciding ----------------------------------------------------------------------------------
+
+
+def forecast_times(timestamps: np.ndarray, horizon: int) -> np.ndarray:
+    """The time each prediction row forecasts: that of frame ``t + horizon`` for row ``t``;
+    past the last frame, extrapolated by the median step between frames (NaN with one frame).
+
+    >>> forecast_times(np.array([0.0, 1.0, 2.0, 4.0]), 2).tolist()
+    [2.0, 4.0, 5.0, 6.0]
+    """
+    stamps = np.asarray(timestamps, dtype=np.float64)
+    count = len(stamps)
+    target = np.arange(count) + horizon
+    inside = target < count
+    out = np.full(count, np.nan)
+    out[inside] = stamps[target[inside]]
+    if count > 1:
+        step = float(np.median(np.diff(stamps)))
+        out[~inside] = stamps[-1] + (target[~inside] - (count - 1)) * step
+    return out
 
 
 def check_frames(repo: SequenceRepository, ids: Sequence[str], model: LoadedModel) -> None:

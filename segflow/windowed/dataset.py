@@ -18,10 +18,13 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from segflow.engine.chunks import OffsetChunks, SequenceChunks, open_sequence
+from segflow.config import Inputs, Recipe
+from segflow.engine.chunks import SequenceChunks, open_sequence
+from segflow.engine.shaping import shape_sequence
+from segflow.errors import ConfigError
 from segflow.windowed.reader import DEFAULT_POOL_BYTES, WindowReader
-from storage.validation import require_non_negative_int
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -115,14 +118,17 @@ def window_training_dataset(
     time_steps: int,
     batch_size: int,
     horizon: int = 0,
+    inputs: Inputs = "features",
     seed: int = 0,
     shuffle: bool = True,
     pool_bytes: int = DEFAULT_POOL_BYTES,
 ) -> tf.data.Dataset:
     """Windows of stored (or opened) sequences, ready for ``model.fit``, reshuffled per epoch.
 
-    The window ending at row ``t`` holds frames ``t-N+1 .. t`` and its target is the label of
-    row ``t + horizon``. Each pass over the dataset is the next epoch, shuffled from ``seed``.
+    The window ending at row ``t`` holds rows ``t-N+1 .. t`` of the ``inputs`` (frames,
+    labels, or both side by side) and its target is the label of row ``t + horizon`` (see
+    :class:`~segflow.config.Recipe`). Each pass over the dataset is the next epoch, shuffled
+    from ``seed``.
 
     Args:
         source: A :class:`~storage.sequences.SequenceRepository`, or sequences already opened
@@ -130,7 +136,9 @@ def window_training_dataset(
         ids: Sequence ids in ``source`` (a repository; default: every complete sequence).
         time_steps: Rows per window N.
         batch_size: Windows per batch.
-        horizon: Rows ahead of a window's last row whose label it predicts (H >= 0).
+        horizon: Rows ahead of a window's last row whose label it predicts (H >= 0; >= 1
+            with label inputs).
+        inputs: What a window holds: ``features``, ``labels`` or ``features_and_labels``.
         seed: Seed of the shuffles.
         shuffle: Shuffle every epoch (False: in order, e.g. for validation data).
         pool_bytes: Bytes of rows read and shuffled together.
@@ -139,7 +147,8 @@ def window_training_dataset(
         A dataset of ``({"frames", "mask"}, labels)`` batches (see the module docstring).
 
     Raises:
-        ConfigError: On a bad argument, sequences without per-row labels, or no window.
+        ConfigError: On a bad argument or recipe, sequences without per-row labels, or no
+            window.
 
     Example::
 
@@ -156,14 +165,17 @@ def window_training_dataset(
         model.compile(optimizer="adam", loss="mse")
         model.fit(data, epochs=5)
     """
-    require_non_negative_int("horizon", horizon)
+    try:
+        recipe = Recipe(inputs=inputs, horizon=horizon, time_steps=time_steps)
+    except ValidationError as error:  # say it as segflow's argument errors do: one line
+        message = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ConfigError(message) from None
     if isinstance(source, Sequence):
-        sequences = list(source)
+        opened = list(source)
     else:
         chosen = list(ids) if ids is not None else _complete_ids(source)
-        sequences = [open_sequence(source, sid, with_labels=True) for sid in chosen]
-    if horizon:
-        sequences = [_ahead(seq, horizon) for seq in sequences]
+        opened = [open_sequence(source, sid, with_labels=True) for sid in chosen]
+    sequences = [shape_sequence(seq, recipe) for seq in opened]
     reader = WindowReader(
         sequences,
         time_steps=time_steps,
@@ -173,14 +185,6 @@ def window_training_dataset(
         pool_bytes=pool_bytes,
     )
     return window_dataset(reader, reshuffle_each_iteration=shuffle)
-
-
-def _ahead(seq: SequenceChunks, horizon: int) -> SequenceChunks:
-    """``seq`` with label row ``t`` being its label ``t + horizon`` (fewer label rows)."""
-    if seq.labels is None or seq.per_sequence_labels:
-        return seq  # refused by the reader with its own message
-    offset = min(horizon, seq.labels.length)
-    return SequenceChunks(seq.id, seq.frames, OffsetChunks(seq.labels, offset), False)
 
 
 def _complete_ids(repo: SequenceRepository) -> list[str]:

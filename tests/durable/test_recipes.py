@@ -294,3 +294,19 @@ def test_continuing_a_grown_recording_equals_a_recompute(tmp_path: Path) -> None
     predict(_predict_params(tmp_path, recompute=True))
     np.testing.assert_allclose(continued, preds.read("fc", "s1"), atol=1e-5)
     assert len(continued) == len(data["s1"][0]) + 11
+
+
+def test_predictions_record_the_time_each_row_forecasts(tmp_path: Path) -> None:
+    repo, data = _world(tmp_path)
+    length = len(data["s0"][0])
+    hours = np.arange(length, dtype=np.float64) * 3600.0
+    hours[5:] += 600.0  # an irregular gap: times are read, not assumed
+    repo.group("s0").create_array("timestamps", shape=(length,), dtype="float64")[:] = hours
+    _train(tmp_path, Recipe(horizon=3))
+    predict(_predict_params(tmp_path))
+    preds = PredictionRepository(repo.store)
+    times = preds.target_times("fc", "s0")
+    assert times is not None
+    np.testing.assert_array_equal(times[:-3], hours[3:])
+    np.testing.assert_array_equal(times[-3:], hours[-1] + 3600.0 * np.arange(1, 4))
+    assert preds.target_times("fc", "s1") is None  # no timestamps, frame indices only

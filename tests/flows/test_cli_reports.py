@@ -14,7 +14,7 @@ from segflow_cli.app import app
 
 
 def test_demo_prints_metrics_and_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    result = DemoResult(DemoMetrics(0.9, 0.55, 0.875), DemoPaths.under(tmp_path))
+    result = DemoResult(DemoMetrics(0.9, 0.55, 0.875, 0.7), DemoPaths.under(tmp_path))
 
     def run_flow(flow_fn: Any, params: Any, name: str, *, expected: type) -> DemoResult:
         assert expected is DemoResult

@@ -27,7 +27,13 @@ def test_demo_flow_writes_everything(tmp_path: Path) -> None:
     result = demo(params)
     assert isinstance(result, DemoResult)
     metrics = result.to_json()["metrics"]
-    assert set(metrics) == {"carried_val", "reset_val", "carried_pred", "gap_points"}
+    assert set(metrics) == {
+        "carried_val",
+        "reset_val",
+        "carried_pred",
+        "windowed_val",
+        "gap_points",
+    }
     assert 0.0 <= result.metrics.carried_pred <= 1.0
     paths = result.paths
     assert Path(paths.plot).stat().st_size > 10_000
