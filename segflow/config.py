@@ -114,6 +114,7 @@ class IngestParams(Frozen):
 
 
 Encoder = Literal["none", "flatten", "avgpool", "conv"]
+Cell = Literal["lstm", "gru", "simple_rnn", "conv_lstm"]
 Head = Literal["many_to_many", "many_to_one"]
 Task = Literal["regression", "binary", "multiclass"]
 
@@ -139,7 +140,11 @@ class ModelConfig(BaseModel):
             max pooling per entry of ``conv_filters``, then global average pooling).
         pool_size: Pooling window of the ``avgpool`` encoder.
         conv_filters: Filters of each Conv2D layer of the ``conv`` encoder.
-        lstm_units: Units of each LSTM layer, first layer first.
+        lstm_units: Units of each recurrent layer, first layer first (filters for
+            ``conv_lstm``).
+        cell: The recurrent layers: ``lstm`` (default), ``gru``, ``simple_rnn``, or
+            ``conv_lstm`` for image frames (ConvLSTM2D layers keep the spatial layout of the
+            encoded frames, 3x3 kernels; global average pooling before the head).
         head: ``many_to_many`` (one prediction per frame) or ``many_to_one`` (one prediction
             per sequence: the output at its last real frame).
         task: ``regression`` (mean squared error), ``binary`` (sigmoid, one or several
@@ -159,7 +164,10 @@ class ModelConfig(BaseModel):
     encoder: Encoder = Field("none", description="Per-frame encoder.")
     pool_size: int = Field(2, description="Pooling window of the avgpool encoder.")
     conv_filters: list[int] = Field([8, 16], description="Conv2D filters of the conv encoder.")
-    lstm_units: list[int] = Field([32], description="Units of each LSTM layer.")
+    lstm_units: list[int] = Field(
+        [32], description="Units (conv_lstm: filters) of each recurrent layer."
+    )
+    cell: Cell = Field("lstm", description="Recurrent layers: lstm, gru, simple_rnn, conv_lstm.")
     head: Head = Field("many_to_many", description="Prediction per frame or per sequence.")
     task: Task = Field("regression", description="Loss and output activation.")
     outputs: int = Field(1, description="Size of the head.")
@@ -192,6 +200,15 @@ class ModelConfig(BaseModel):
                 f"expected a shape of rank {' or '.join(map(str, ranks))}, "
                 f"got {self.frame_shape}"
             )
+        if self.cell == "conv_lstm" and (
+            len(self.frame_shape) not in (2, 3) or self.encoder == "flatten"
+        ):
+            raise ValueError(
+                "Received an invalid value for `cell` 'conv_lstm', expected image frames "
+                "(height, width[, channels]) and an encoder that keeps them spatial (none, "
+                f"avgpool or conv), got frame_shape {self.frame_shape} and encoder "
+                f"{self.encoder!r}"
+            )
         if self.task == "multiclass" and self.outputs < 2:
             raise ValueError(
                 "Received an invalid value for `outputs` with task 'multiclass', expected at "
@@ -201,8 +218,18 @@ class ModelConfig(BaseModel):
 
     def config_hash(self) -> str:
         """Return a stable sha256 hex digest of the configuration (canonical JSON)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # Fields added later are left out at their defaults, so a model's hash (which names
+        # its checkpoints and predictions) does not change when segflow gains a field.
+        data = self.model_dump(mode="json")
+        for name, default in _LATER_DEFAULTS.items():
+            if data.get(name) == default:
+                data.pop(name)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+#: Fields :class:`ModelConfig` gained after its hashes were first used, with their defaults.
+_LATER_DEFAULTS: dict[str, Any] = {"cell": "lstm"}
 
 
 class SelectionConfig(Frozen):

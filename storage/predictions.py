@@ -312,13 +312,14 @@ class PredictionRepository:
             model_tag: The model tag.
             sequence_id: The sequence id.
             meta: The final meta (``complete`` is set here).
-            state: ``{"lstm_0/h": (units,), ...}``: the sequence's lane rows after its last frame.
+            state: ``{"lstm_0/h": (units,), ...}``: the sequence's lane rows after its last
+                frame, each of its variable's row shape.
         """
         group = self._group(model_tag, sequence_id)
         path = f"{prediction_path(model_tag, sequence_id)}/{STATE}"
         self.store.delete_prefix(path)
         for key, value in sorted(state.items()):
-            row = np.asarray(value, dtype=np.float32).reshape(-1)
+            row = np.asarray(value, dtype=np.float32)  # (units,), or (H, W, filters)
             group.create_array(
                 f"{STATE}/{_state_name(key)}",
                 shape=row.shape,
@@ -435,9 +436,8 @@ def _state_name(key: str) -> str:
 
 
 def _state_key(name: str) -> str:
-    """``"lstm_0.h"`` → ``"lstm_0/h"``: the layer name cannot hold a dot, the suffix is h or c."""
-    layer, _, part = name.rpartition(".")
-    return f"{layer}/{part}"
+    """``"block.gru.h"`` → ``"block/gru/h"``: layer names and paths cannot hold a dot."""
+    return name.replace(".", "/")
 
 
 def _holder_is_dead(holder: dict[str, Any]) -> bool:

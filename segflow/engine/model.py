@@ -1,9 +1,10 @@
-"""The stateful LSTM model: configuration and Keras 3 construction.
+"""The stateful recurrent model: configuration and Keras 3 construction.
 
-A model is a frame encoder, a stack of LSTM layers and a dense head::
+A model is a frame encoder, a stack of recurrent layers (LSTM by default; GRU, SimpleRNN, or
+ConvLSTM2D over spatial frames, per ``ModelConfig.cell``) and a dense head::
 
     frames (B, T, *frame) ─ to_float ─ encoder ─ lstm_0 … lstm_{n-1} ─ head ─ logits
-    mask   (B, T) bool ─────────────────────────┴──────┘  (given to every LSTM layer)
+    mask   (B, T) bool ─────────────────────────┴──────┘  (given to every recurrent layer)
 
 Two copies are built from one :class:`ModelConfig`: a *stateful* copy with a fixed batch
 (the lanes) that streams segments and keeps each lane's ``h``/``c`` between calls, and a
@@ -30,7 +31,7 @@ from segflow.config import ModelConfig
 from segflow.errors import ConfigError
 from storage.validation import invalid_argument, require_positive_int
 
-__all__ = ["FrameEncoder", "ModelConfig", "ToFloat", "activate", "build_model", "lstm_layers"]
+__all__ = ["FrameEncoder", "ModelConfig", "ToFloat", "activate", "build_model"]
 
 
 @keras.saving.register_keras_serializable(package="segflow")
@@ -73,6 +74,8 @@ class FrameEncoder(layers.Layer):
         pool_size: Pooling window of ``avgpool``.
         conv_filters: Filters of the ``conv`` layers.
         seed: Seed of the conv kernels' initial values.
+        spatial: Keep images spatial: (B, T, H', W', C') without the final flatten or
+            global pooling (what a ConvLSTM takes).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class FrameEncoder(layers.Layer):
         pool_size: int = 2,
         conv_filters: tuple[int, ...] = (8, 16),
         seed: int = 0,
+        spatial: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,11 +94,19 @@ class FrameEncoder(layers.Layer):
         self.pool_size = pool_size
         self.conv_filters = tuple(conv_filters)
         self.seed = seed
-        self.frame_model = _frame_model(kind, self.frame_shape, pool_size, self.conv_filters, seed)
+        self.spatial = spatial
+        self.frame_model = _frame_model(
+            kind, self.frame_shape, pool_size, self.conv_filters, seed, spatial=spatial
+        )
         if self.frame_model is None:
-            self.features = self.frame_shape[0]
+            self.encoded: tuple[int, ...] = self.frame_shape
         else:
-            self.features = self.frame_model.output_shape[-1]
+            self.encoded = tuple(int(n) for n in self.frame_model.output_shape[1:])
+
+    @property
+    def features(self) -> int:
+        """Values per encoded frame (its last axis)."""
+        return self.encoded[-1]
 
     def call(self, inputs: Any) -> Any:
         if self.frame_model is None:
@@ -102,10 +114,10 @@ class FrameEncoder(layers.Layer):
         shape = ops.shape(inputs)
         frames = ops.reshape(inputs, (-1, *self.frame_shape))
         encoded = self.frame_model(frames)
-        return ops.reshape(encoded, (shape[0], shape[1], self.features))
+        return ops.reshape(encoded, (shape[0], shape[1], *self.encoded))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], input_shape[1], self.features)
+        return (input_shape[0], input_shape[1], *self.encoded)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -115,6 +127,7 @@ class FrameEncoder(layers.Layer):
             "pool_size": self.pool_size,
             "conv_filters": self.conv_filters,
             "seed": self.seed,
+            "spatial": self.spatial,
         }
 
 
@@ -137,13 +150,17 @@ def _frame_model(
     pool_size: int,
     conv_filters: tuple[int, ...],
     seed: int = 0,
+    *,
+    spatial: bool = False,
 ) -> keras.Sequential | None:
-    """The per-frame layers, or None when frames are already feature vectors."""
+    """The per-frame layers, or None when frames are already what the recurrent layers take."""
     if kind in ("none", "flatten") and len(frame_shape) == 1:
+        return None
+    if spatial and kind == "none" and len(frame_shape) == 3:
         return None
     # Explicit layer names keep the stateful and stateless copies identical.
     stack: list[Any] = [keras.Input(shape=frame_shape)]
-    if kind in ("avgpool", "conv") and len(frame_shape) == 2:
+    if (spatial or kind in ("avgpool", "conv")) and len(frame_shape) == 2:
         stack.append(layers.Reshape((*frame_shape, 1), name="add_channel"))
     if kind == "avgpool":
         stack.append(layers.AveragePooling2D(pool_size, padding="same", name="avgpool"))
@@ -160,8 +177,9 @@ def _frame_model(
                 )
             )
             stack.append(layers.MaxPooling2D(2, padding="same", name=f"maxpool_{i}"))
-        stack.append(layers.GlobalAveragePooling2D(name="global_avgpool"))
-    if kind != "conv":
+        if not spatial:
+            stack.append(layers.GlobalAveragePooling2D(name="global_avgpool"))
+    if kind != "conv" and not spatial:
         # Rank-0 frames become one feature; images become one vector.
         stack.append(layers.Flatten(name="flatten"))
     return keras.Sequential(stack, name="frame_model")
@@ -205,28 +223,45 @@ def build_model(
         config.pool_size,
         tuple(config.conv_filters),
         seed=seed,
+        spatial=config.cell == "conv_lstm",
         name="encoder",
     )(x)
     last = len(config.lstm_units) - 1
     for i, units in enumerate(config.lstm_units):
         sequences = i < last or config.head == "many_to_many"
-        lstm = layers.LSTM(
-            units,
-            return_sequences=sequences,
-            stateful=stateful,
-            name=f"lstm_{i}",
-            kernel_initializer=_seeded(seed, 2 * i + 1),
-            recurrent_initializer=_seeded(seed, 2 * i + 2, "orthogonal"),
-        )
-        x = lstm(x, mask=mask)
+        x = _recurrent(config.cell, units, i, sequences, stateful, seed)(x, mask=mask)
+    if config.cell == "conv_lstm":  # (.., H', W', filters) -> (.., filters)
+        pool = layers.GlobalAveragePooling2D(name="spatial_avgpool")
+        x = layers.TimeDistributed(pool, name="spatial_pool")(x) if len(x.shape) == 5 else pool(x)
     logits = layers.Dense(config.outputs, name="head", kernel_initializer=_seeded(seed, 999))(x)
     kind = "stateful" if stateful else "stateless"
     return keras.Model({"frames": frames, "mask": mask}, logits, name=f"segflow_{kind}")
 
 
-def lstm_layers(model: keras.Model) -> list[layers.LSTM]:
-    """The model's LSTM layers, first layer first."""
-    return [layer for layer in model.layers if isinstance(layer, layers.LSTM)]
+#: The Keras layer and name prefix of each built-in cell (``lstm_<i>`` as ever for LSTM).
+_CELLS: dict[str, tuple[type[layers.Layer], str]] = {
+    "lstm": (layers.LSTM, "lstm"),
+    "gru": (layers.GRU, "gru"),
+    "simple_rnn": (layers.SimpleRNN, "simple_rnn"),
+    "conv_lstm": (layers.ConvLSTM2D, "conv_lstm"),
+}
+
+
+def _recurrent(
+    cell: str, units: int, index: int, sequences: bool, stateful: bool, seed: int
+) -> layers.Layer:
+    """Recurrent layer ``index`` of a stack, seeded (kernels Glorot, recurrent orthogonal)."""
+    kind, prefix = _CELLS[cell]
+    options: dict[str, Any] = {
+        "return_sequences": sequences,
+        "stateful": stateful,
+        "name": f"{prefix}_{index}",
+        "kernel_initializer": _seeded(seed, 2 * index + 1),
+        "recurrent_initializer": _seeded(seed, 2 * index + 2, "orthogonal"),
+    }
+    if cell == "conv_lstm":
+        return kind(units, 3, padding="same", **options)
+    return kind(units, **options)
 
 
 def activate(config: ModelConfig, logits: Any) -> Any:

@@ -212,7 +212,9 @@ class PredictionRun:
 
 def write_empty(run: PredictionRun) -> None:
     """Zero-frame sequences are never scheduled: their (empty) predictions are written here."""
-    zero = zero_state(run.engine.config)
+    from segflow.engine.lanes import state_shapes
+
+    zero = zero_state({} if run.recipe.windowed else state_shapes(run.engine.model))
     for entry in run.scheduled:
         if entry.frames == 0:
             run.writer.write_empty(entry, zero)

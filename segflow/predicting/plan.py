@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from segflow.config import ModelConfig, PredictParams, Recipe
+from segflow.config import PredictParams, Recipe
 from segflow.engine.chunks import ChunkSource, SequenceChunks, ZarrChunks
 from segflow.engine.shaping import shape_sequence
 from segflow.errors import ConfigError
@@ -35,6 +35,7 @@ __all__ = [
     "PlanEntry",
     "SavedPlan",
     "State",
+    "StateShapes",
     "check_frames",
     "decide",
     "forecast_times",
@@ -163,18 +164,21 @@ def plan_entries(
     ids: Sequence[str],
     model: LoadedModel,
     recompute: bool,
+    shapes: StateShapes | None = None,
 ) -> tuple[list[PlanEntry], dict[str, State]]:
     """Decide each sequence's action; return the entries and the continued ones' states.
 
-    A sequence to continue whose saved state does not fit the model is predicted from frame 0.
+    A sequence to continue whose saved state does not fit the model's state variables
+    (``shapes``, see :func:`usable_state`) is predicted from frame 0.
     """
+    shapes = shapes or {}
     entries, states = [], {}
     for sequence_id in ids:
         seq = repo.require_complete(sequence_id)
         old = None if recompute else preds.find_meta(tag, sequence_id)
         action, offset = decide(seq, old, model)
         if action == "continue" and not model.recipe.windowed:  # windows need no state
-            state = usable_state(preds.read_state(tag, sequence_id), model.config)
+            state = usable_state(preds.read_state(tag, sequence_id), shapes)
             if state is None:
                 action, offset = "predict", 0
             else:
@@ -221,30 +225,30 @@ def decide(seq: SequenceMeta, old: PredictionMeta | None, model: LoadedModel) ->
     return "continue", old.length
 
 
-def _state_sizes(config: ModelConfig) -> dict[str, int]:
-    """Each state vector's key and length for the model's LSTM layers."""
-    return {
-        f"lstm_{i}/{part}": units
-        for i, units in enumerate(config.lstm_units)
-        for part in ("h", "c")
-    }
+#: The shape of one lane's row of each state variable (``lanes.state_shapes`` of the model).
+StateShapes = dict[str, tuple[int, ...]]
 
 
-def usable_state(state: State, config: ModelConfig) -> State | None:
-    """The saved state if it fits the model's LSTM layers, else None (predict from scratch)."""
-    expected = _state_sizes(config)
-    if set(state) != set(expected) or any(state[k].shape != (u,) for k, u in expected.items()):
+def usable_state(state: State, shapes: StateShapes) -> State | None:
+    """The saved state if it fits the model's state variables, else None (predict from scratch).
+
+    >>> usable_state({"gru_0/h": np.zeros(3)}, {"gru_0/h": (3,)}) is not None
+    True
+    >>> usable_state({"lstm_0/h": np.zeros(3)}, {"gru_0/h": (3,)}) is None
+    True
+    """
+    if set(state) != set(shapes) or any(state[k].shape != shape for k, shape in shapes.items()):
         return None
     return state
 
 
-def zero_state(config: ModelConfig) -> State:
-    """The state of a lane no frame went through: zeros for every LSTM layer.
+def zero_state(shapes: StateShapes) -> State:
+    """The state of a lane no frame went through: zeros of every state variable's row.
 
-    >>> sorted(zero_state(ModelConfig(frame_shape=(3,), lstm_units=[2])).items())
-    [('lstm_0/c', array([0., 0.], dtype=float32)), ('lstm_0/h', array([0., 0.], dtype=float32))]
+    >>> zero_state({"lstm_0/h": (2,)})
+    {'lstm_0/h': array([0., 0.], dtype=float32)}
     """
-    return {key: np.zeros(units, np.float32) for key, units in _state_sizes(config).items()}
+    return {key: np.zeros(shape, np.float32) for key, shape in shapes.items()}
 
 
 # -- what a checkpoint carries -----------------------------------------------------------------

@@ -107,6 +107,7 @@ def _prepare(
 ) -> tuple[PredictionRun, StepReader | None]:
     """Build the engine and the plan: a fresh one, or the one of the checkpoint carried on."""
     from segflow.checkpoint import CheckpointManager
+    from segflow.engine.lanes import state_shapes
     from segflow.registry import training_engine
 
     tag = params.model_tag
@@ -127,7 +128,8 @@ def _prepare(
         start = cursor.step
     else:
         _clear(manager)
-        entries, states = plan_entries(repo, preds, tag, ids, model, params.recompute)
+        shapes = {} if model.recipe.windowed else state_shapes(engine.model)
+        entries, states = plan_entries(repo, preds, tag, ids, model, params.recompute, shapes)
         base = PredictionMeta(
             checkpoint=model.checkpoint,
             config_hash=model.config.config_hash(),
