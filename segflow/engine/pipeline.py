@@ -2,10 +2,11 @@
 
 :class:`StepReader` turns each :class:`~segflow.engine.scheduler.Step` into one batch of NumPy
 arrays (no TensorFlow); :meth:`StepReader.iter_batches` yields the batches in schedule order;
-:func:`make_dataset` wraps that in a ``tf.data.Dataset`` with fixed shapes. TensorFlow is
-imported only by the dataset functions. segflow's own train and predict loops consume
-``iter_batches`` directly through :func:`segflow.engine.engine.pipelined`, which reads the next
-batch while a step runs: the ``from_generator`` bridge costs ~1.5 ms of CPU per step.
+:func:`make_dataset` / :func:`reader_dataset` serve them as a ``tf.data.Dataset`` with fixed
+shapes, the one input pipeline: :meth:`StreamingEngine.stream
+<segflow.engine.engine.StreamingEngine.stream>` (training, evaluation, prediction) pulls its
+elements inside the step function, and a user's own Keras code can iterate it. TensorFlow is
+imported only by the dataset functions.
 
 This module is the pipeline's public face (import from here); its parts live in modules cut
 by concept:
