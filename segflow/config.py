@@ -142,6 +142,9 @@ class ModelConfig(BaseModel):
         conv_filters: Filters of each Conv2D layer of the ``conv`` encoder.
         lstm_units: Units of each recurrent layer, first layer first (filters for
             ``conv_lstm``).
+        normalize: Standardize each feature (the frames' last axis) inside the model with the
+            mean and variance of the training sequences (set when training starts, stored
+            with the weights). Float frames only.
         cell: The recurrent layers: ``lstm`` (default), ``gru``, ``simple_rnn``, or
             ``conv_lstm`` for image frames (ConvLSTM2D layers keep the spatial layout of the
             encoded frames, 3x3 kernels; global average pooling before the head).
@@ -168,6 +171,10 @@ class ModelConfig(BaseModel):
         [32], description="Units (conv_lstm: filters) of each recurrent layer."
     )
     cell: Cell = Field("lstm", description="Recurrent layers: lstm, gru, simple_rnn, conv_lstm.")
+    normalize: bool = Field(
+        False,
+        description="Standardize float features inside the model, from training statistics.",
+    )
     head: Head = Field("many_to_many", description="Prediction per frame or per sequence.")
     task: Task = Field("regression", description="Loss and output activation.")
     outputs: int = Field(1, description="Size of the head.")
@@ -209,6 +216,11 @@ class ModelConfig(BaseModel):
                 f"avgpool or conv), got frame_shape {self.frame_shape} and encoder "
                 f"{self.encoder!r}"
             )
+        if self.normalize and self.input_dtype == "uint8":
+            raise ValueError(
+                "Received an invalid value for `normalize` with input_dtype 'uint8', expected "
+                "False: uint8 frames are scaled to [0, 1], standardizing is for float features"
+            )
         if self.task == "multiclass" and self.outputs < 2:
             raise ValueError(
                 "Received an invalid value for `outputs` with task 'multiclass', expected at "
@@ -229,7 +241,7 @@ class ModelConfig(BaseModel):
 
 
 #: Fields :class:`ModelConfig` gained after its hashes were first used, with their defaults.
-_LATER_DEFAULTS: dict[str, Any] = {"cell": "lstm"}
+_LATER_DEFAULTS: dict[str, Any] = {"cell": "lstm", "normalize": False}
 
 
 class SelectionConfig(Frozen):
@@ -368,6 +380,15 @@ class TrainParams(Frozen):
     validation_ids: list[str] = Field(
         default_factory=list, description="Held-out sequences streamed after each epoch."
     )
+    validation_pattern: str | None = Field(
+        None, description="Held-out sequences: those whose id matches this shell pattern."
+    )
+    validation_fraction: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Held-out sequences: this fraction of the selection, a seeded split.",
+    )
     model: ModelConfig | None = Field(
         None, description="Model; default: inferred from the first sequence's frames and labels."
     )
@@ -381,6 +402,11 @@ class TrainParams(Frozen):
         False, description="Baseline: reset the LSTM state at every segment (no memory)."
     )
     tensorboard_dir: str | None = Field(None, description="Write TensorBoard scalars here.")
+    normalize: bool = Field(
+        True,
+        description="Inferred models standardize float features (statistics of the training "
+        "sequences, stored with the model).",
+    )
     recipe: Recipe = Field(
         default_factory=Recipe,
         description="Inputs, forecast horizon and windows (saved with the model).",
@@ -398,6 +424,20 @@ class PredictParams(Frozen):
     )
     stream: StreamConfig = Field(default_factory=StreamConfig)
     recompute: bool = Field(False, description="Recompute from frame 0 even if continuable.")
+
+
+class EvaluateParams(Frozen):
+    """Parameters of an evaluation: stored predictions scored against stored labels."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    model_tag: ModelTag = Field("default", description="Score predictions/<model_tag>/.")
+    plots_dir: str | None = Field(
+        None, description="Write PNGs (confusion matrix, curves, a sequence's predictions) here."
+    )
+    plot_sequence: str | None = Field(
+        None, description="Sequence whose predictions are plotted against its labels."
+    )
 
 
 class DemoParams(Frozen):

@@ -19,10 +19,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from segflow.config import ModelConfig, Recipe, SelectionConfig, TrainParams
+from segflow.config import ModelConfig, Recipe, TrainParams
 from segflow.engine.chunks import SequenceChunks, open_sequence
 from segflow.engine.shaping import shape_sequence
-from segflow.selection import select_sequences
 from storage.sequences import SequenceRepository
 
 __all__ = ["StreamFeed", "TrainFeed", "WindowFeed", "build_feed", "shaped_sequences"]
@@ -67,18 +66,24 @@ def shaped_sequences(
 
 
 def build_feed(
-    repo: SequenceRepository, ids: Sequence[str], params: TrainParams, config: ModelConfig
+    repo: SequenceRepository,
+    ids: Sequence[str],
+    params: TrainParams,
+    config: ModelConfig,
+    validation: Sequence[str] = (),
 ) -> TrainFeed:
     """The feed of a training run: its engine (fresh weights) and readers.
+
+    Args:
+        repo: The store's sequences.
+        ids: The sequences trained on, in run order.
+        params: The run's parameters.
+        config: The model.
+        validation: The held-out sequences streamed after each epoch.
 
     Raises:
         ConfigError: On sequences the recipe cannot shape, or the model cannot take.
     """
-    validation = (
-        select_sequences(repo, SelectionConfig(ids=params.validation_ids))
-        if params.validation_ids
-        else []
-    )
     if params.recipe.windowed:
         return WindowFeed.build(repo, ids, validation, params, config)
     return StreamFeed.build(repo, ids, validation, params, config)

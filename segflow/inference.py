@@ -34,12 +34,14 @@ def infer_model_config(
     *,
     lstm_units: int = DEFAULT_UNITS,
     recipe: Recipe | None = None,
+    normalize: bool = True,
 ) -> ModelConfig:
     """Infer a model for sequences ``ids`` from their stored frames and labels.
 
     The model's inputs are what ``recipe`` feeds it (see :mod:`segflow.engine.shaping`):
     frames, labels (float32 vectors) or both joined; a windowed recipe (``time_steps``) gets
-    one prediction per window (head ``many_to_one`` over the window).
+    one prediction per window (head ``many_to_one`` over the window). Float inputs are
+    standardized inside the model when ``normalize`` (statistics set by training).
 
     - frames: shape and dtype of the first sequence; ``uint8`` stays ``uint8``, anything else
       is fed as ``float32``. Feature vectors use encoder ``none``; images ``avgpool``, pooled
@@ -69,9 +71,11 @@ def infer_model_config(
     frame_shape = input_shape(info.frame_shape, label_shape, recipe.inputs)
     encoder, pool_size = _encoder_for(frame_shape)
     features_only = recipe.inputs == "features"
+    uint8 = features_only and np.dtype(info.dtype) == np.uint8
     return ModelConfig(
         frame_shape=frame_shape,
-        input_dtype="uint8" if features_only and np.dtype(info.dtype) == np.uint8 else "float32",
+        input_dtype="uint8" if uint8 else "float32",
+        normalize=normalize and not uint8,
         encoder=encoder,
         pool_size=pool_size,
         lstm_units=[lstm_units],

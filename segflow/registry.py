@@ -196,10 +196,12 @@ def load_exported_model(
 
     from segflow.checkpoint import download_files, manifest_config, read_manifest_file
     from segflow.engine.model import FrameEncoder, ToFloat
+    from segflow.engine.standardize import FillMissing, Standardize
 
     # Named explicitly: the file refers to segflow's own layers, which Keras finds only if
     # they are registered or given here.
-    custom = {keras.saving.get_registered_name(c): c for c in (FrameEncoder, ToFloat)}
+    own = (FrameEncoder, ToFloat, Standardize, FillMissing)
+    custom = {keras.saving.get_registered_name(c): c for c in own}
 
     validate_id(model_tag, what="model tag")
     prefix, key = export_prefix(model_tag), _manifest_key(model_tag)

@@ -12,7 +12,9 @@ shuffled windows of ``time_steps`` rows. It
 - resumes from the latest checkpoint when one exists: weights, optimizer slots, lane state
   and the cursor (epoch, step or batch, metric sums) are restored, so with op determinism
   enabled a resumed run reaches bit-for-bit the weights of an uninterrupted one;
-- evaluates ``validation_ids`` after each epoch, keeping the training lanes' state untouched;
+- holds out validation sequences (``validation_ids``, ``validation_pattern``,
+  ``validation_fraction``; never trained on) and evaluates them after each epoch, keeping the
+  training lanes' state untouched;
 - exports the model, with its recipe, under ``models/<model_tag>/`` when the last epoch ends.
 
 A resumed run carries on over the sequences its checkpoint records (``Cursor.ids``), even if
@@ -32,12 +34,13 @@ from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import CheckpointManager, Cursor
 from segflow.config import ModelConfig, Recipe, TrainParams
+from segflow.engine.standardize import input_stats, set_standardization
 from segflow.errors import ConfigError
-from segflow.feeds import TrainFeed, build_feed, means
+from segflow.feeds import TrainFeed, build_feed, means, shaped_sequences
 from segflow.inference import infer_model_config
 from segflow.progress import StepCallback, StepEvent
 from segflow.registry import export_model, exported_from, train_run_key
-from segflow.selection import select_sequences
+from segflow.selection import check_no_overlap, select_sequences, split_validation
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
 
@@ -116,7 +119,7 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         ckpt_store, train_run_key(params.model_tag), keep=params.checkpoints.keep
     )
     latest = manager.latest()
-    ids, config, saved = _plan(repo, manager, latest, params)
+    ids, held, config, saved = _plan(repo, manager, latest, params)
     if (  # finished, and exported: only report
         saved is not None
         and latest is not None
@@ -124,11 +127,15 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         and exported_from(ckpt_store, params.model_tag) == latest
     ):
         return _report(params, config, saved, latest, started, resumed_from=latest)
-    feed = build_feed(repo, ids, params, config)
+    feed = build_feed(repo, ids, params, config, held)
     engine = feed.engine
-    cursor = (
-        _fresh_cursor(ids, params, engine) if latest is None else manager.restore(engine, latest)
-    )
+    if latest is None:
+        if config.normalize:  # a resumed run restores the statistics with the weights
+            sources = [seq.frames for seq in shaped_sequences(repo, ids, params.recipe)]
+            set_standardization(engine.model, *input_stats(sources))
+        cursor = _fresh_cursor(ids, held, params, engine)
+    else:
+        cursor = manager.restore(engine, latest)
     trainer = _Trainer(params, feed, manager, on_step)
     with trainer:
         cursor = trainer.run(cursor)
@@ -141,14 +148,26 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
 
 def _plan(
     repo: SequenceRepository, manager: CheckpointManager, latest: str | None, params: TrainParams
-) -> tuple[list[str], ModelConfig, Cursor | None]:
-    """The run's ids and model config, and the latest checkpoint's cursor if there is one.
+) -> tuple[list[str], list[str], ModelConfig, Cursor | None]:
+    """The run's training and validation ids, its model config, and the latest checkpoint's
+    cursor if there is one.
 
     A new run selects and infers; a resumed run keeps what its checkpoint recorded.
     """
     if latest is None:
-        ids = select_sequences(repo, params.selection)
-        return ids, params.model or infer_model_config(repo, ids, recipe=params.recipe), None
+        check_no_overlap(params.selection.ids, params.validation_ids)
+        ids, held = split_validation(
+            repo,
+            select_sequences(repo, params.selection),
+            ids=params.validation_ids,
+            pattern=params.validation_pattern,
+            fraction=params.validation_fraction,
+            seed=params.seed,
+        )
+        config = params.model or infer_model_config(
+            repo, ids, recipe=params.recipe, normalize=params.normalize
+        )
+        return ids, held, config, None
     saved = manager.read_cursor(latest)
     _check_cursor(saved, latest, manager)
     trained = Recipe.from_record(saved.extra)
@@ -166,7 +185,7 @@ def _plan(
             f"{manager.store.url!r} was checkpointed ({latest}) with config hash "
             f"{config.config_hash()}; use another model tag or delete those checkpoints."
         )
-    return list(saved.ids), config, saved
+    return list(saved.ids), list(saved.extra.get("validation", [])), config, saved
 
 
 def _report(
@@ -193,7 +212,7 @@ def _report(
     )
 
 
-def _fresh_cursor(ids: list[str], params: TrainParams, engine: Any) -> Cursor:
+def _fresh_cursor(ids: list[str], held: list[str], params: TrainParams, engine: Any) -> Cursor:
     return Cursor(
         kind="train",
         epoch=0,
@@ -207,6 +226,7 @@ def _fresh_cursor(ids: list[str], params: TrainParams, engine: Any) -> Cursor:
             "frames": 0,
             "steps": 0,
             "recipe": params.recipe.model_dump(mode="json"),
+            "validation": list(held),
         },
     )
 

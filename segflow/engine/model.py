@@ -28,6 +28,7 @@ import keras
 from keras import layers, ops
 
 from segflow.config import ModelConfig
+from segflow.engine.standardize import FillMissing, Standardize
 from segflow.errors import ConfigError
 from storage.validation import invalid_argument, require_positive_int
 
@@ -42,13 +43,14 @@ class ToFloat(layers.Layer):
     ``uint8`` until they reach the model.
     """
 
-    def __init__(self, scale: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, scale: float = 1.0, fill_missing: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scale = scale
+        self.fill_missing = fill_missing
 
     def call(self, inputs: Any) -> Any:
         x = ops.cast(inputs, "float32")
-        if inputs.dtype != "uint8":
+        if self.fill_missing and inputs.dtype != "uint8":
             # A missing value (NaN) would poison a recurrent state for the rest of the
             # sequence: it is fed as 0.
             x = ops.where(ops.isnan(x), ops.zeros_like(x), x)
@@ -58,7 +60,7 @@ class ToFloat(layers.Layer):
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "scale": self.scale}
+        return {**super().get_config(), "scale": self.scale, "fill_missing": self.fill_missing}
 
 
 @keras.saving.register_keras_serializable(package="segflow")
@@ -216,7 +218,13 @@ def build_model(
     )
     mask = keras.Input(batch_shape=(batch_size, None), dtype="bool", name="mask")
     scale = 1.0 / 255.0 if config.input_dtype == "uint8" else 1.0
-    x = ToFloat(scale, name="to_float")(frames)
+    x = ToFloat(scale, fill_missing=not config.normalize, name="to_float")(frames)
+    if config.normalize:  # statistics set from the training data (see engine.standardize)
+        features = config.frame_shape[-1] if config.frame_shape else 1
+        if not config.frame_shape:
+            x = layers.Reshape((-1, 1), name="add_feature")(x)
+        x = Standardize(features, name="standardize")(x)
+        x = FillMissing(name="fill_missing")(x)
     x = FrameEncoder(
         config.encoder,
         config.frame_shape,

@@ -1,0 +1,126 @@
+"""Training practitioners can trust: held-out sequences are never trained on, and float
+features are standardized inside the model from the training sequences' statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from segflow.config import (
+    CheckpointConfig,
+    ModelConfig,
+    PredictParams,
+    SelectionConfig,
+    StoreConfig,
+    StreamConfig,
+    TrainParams,
+)
+from segflow.engine.engine import StreamingEngine
+from segflow.engine.model import activate
+from segflow.engine.standardize import Standardize
+from segflow.errors import ConfigError
+from segflow.predicting import predict
+from segflow.registry import load_exported_model, load_model
+from segflow.selection import split_validation
+from segflow.training import train
+from storage.local import LocalStore
+from storage.predictions import PredictionRepository
+from storage.sequences import SequenceRepository
+from tests.engine.store_helpers import write_sequence
+
+SCALES = np.array([0.001, 1.0, 1000.0], np.float32)  # metres of rain, a ratio, pascals
+
+
+def _world(root: Path, count: int = 8) -> tuple[SequenceRepository, dict[str, np.ndarray]]:
+    repo = SequenceRepository(LocalStore(root / "data"))
+    frames = {}
+    for i in range(count):
+        rng = np.random.default_rng(i)
+        x = (rng.normal(size=(9 + 2 * i, 3)) * SCALES + SCALES * 5).astype(np.float32)
+        x[1, 2] = np.nan  # a sensor dropout
+        labels = (np.nan_to_num(x[:, 1]) > 5).astype(np.int8)
+        write_sequence(repo, f"r{i}", x, chunk_length=4, labels=labels)
+        frames[f"r{i}"] = x
+    return repo, frames
+
+
+def _params(root: Path, **changes: Any) -> TrainParams:
+    base: dict[str, Any] = {
+        "store": StoreConfig(url=str(root / "data")),
+        "checkpoints": CheckpointConfig(url=str(root / "ckpt"), every_steps=3),
+        "stream": StreamConfig(lanes=2, segment_length=4),
+        "epochs": 1,
+        "model_tag": "t",
+    }
+    return TrainParams(**{**base, **changes})
+
+
+def test_validation_sequences_are_never_trained_on(tmp_path: Path) -> None:
+    _world(tmp_path)
+    report = train(_params(tmp_path, validation_fraction=0.25, validation_pattern="r7"))
+    held = {"r7"} | {i for i in (f"r{n}" for n in range(8)) if i not in report.ids}
+    assert "r7" not in report.ids and len(held) == 3  # the pattern, then 2 of 8 at random
+    assert "val_loss" in report.history[-1]
+    again = split_validation(None, [f"r{n}" for n in range(8)], fraction=0.25, seed=0)
+    assert again == split_validation(None, [f"r{n}" for n in range(8)], fraction=0.25, seed=0)
+
+
+def test_explicit_overlap_between_training_and_validation_is_refused(tmp_path: Path) -> None:
+    _world(tmp_path)
+    selection = SelectionConfig(ids=["r0", "r1", "r2"])
+    with pytest.raises(ConfigError, match=r"\['r1'\] both in the training ids"):
+        train(_params(tmp_path, selection=selection, validation_ids=["r1"]))
+
+
+def test_validation_ids_outside_the_selection_are_removed_from_training(tmp_path: Path) -> None:
+    _world(tmp_path)
+    report = train(_params(tmp_path, validation_ids=["r3", "r5"]))
+    assert "r3" not in report.ids and "r5" not in report.ids and len(report.ids) == 6
+
+
+def test_holding_out_everything_is_refused(tmp_path: Path) -> None:
+    _world(tmp_path, count=2)
+    with pytest.raises(ConfigError, match="holds out every selected sequence"):
+        train(_params(tmp_path, validation_pattern="r*"))
+
+
+def test_inferred_model_standardizes_with_the_training_statistics(tmp_path: Path) -> None:
+    _, frames = _world(tmp_path)
+    report = train(_params(tmp_path, validation_ids=["r7"]))
+    config, _, model = load_exported_model(LocalStore(tmp_path / "ckpt"), "t")
+    assert config.normalize
+    layer = next(layer for layer in model.layers if isinstance(layer, Standardize))
+    rows = np.concatenate([frames[i] for i in report.ids]).astype(np.float64)
+    np.testing.assert_allclose(layer.mean.numpy(), np.nanmean(rows, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(layer.variance.numpy(), np.nanvar(rows, axis=0), rtol=1e-4)
+
+
+def test_prediction_applies_the_stored_statistics(tmp_path: Path) -> None:
+    repo, frames = _world(tmp_path)
+    train(_params(tmp_path))
+    predict(
+        PredictParams(
+            store=StoreConfig(url=str(tmp_path / "data")),
+            checkpoints=CheckpointConfig(url=str(tmp_path / "ckpt")),
+            model_tag="t",
+        )
+    )
+    model = load_model(LocalStore(tmp_path / "ckpt"), "t")
+    engine = StreamingEngine(model.config, lanes=1, segment_length=1)
+    engine.model.set_weights(model.weights)
+    whole = engine.stateless_copy()
+    x = frames["r2"]
+    logits = whole({"frames": x[None], "mask": np.ones((1, len(x)), bool)})
+    want = np.asarray(activate(model.config, logits))[0]
+    got = PredictionRepository(repo.store).read("t", "r2")
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.isfinite(got).all()  # the dropout is fed as the feature's mean
+
+
+def test_normalization_can_be_turned_off_and_uint8_frames_are_not_standardized() -> None:
+    with pytest.raises(ValueError, match=r"normalize.*uint8"):
+        ModelConfig(frame_shape=(4, 4), input_dtype="uint8", encoder="avgpool", normalize=True)
+    assert not ModelConfig(frame_shape=(3,)).normalize  # explicit configs get what they say
