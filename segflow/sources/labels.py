@@ -45,7 +45,10 @@ def load_labels(path: str, *, storage_options: dict[str, Any] | None = None) -> 
 
     Raises:
         SourceNotFoundError: If the file does not exist.
-        SourceError: If it is empty, ragged, non-numeric, or 0-dimensional.
+        SourceError: If it is empty, ragged or non-numeric. A 0-dimensional array (a scalar
+            saved with ``np.save``) is one per-sequence label; booleans become 0/1, and so do
+            ``true``/``false`` and ``yes``/``no`` in text files; empty text cells are NaN
+            (an unlabelled frame).
     """
     if path.lower().endswith(".npy"):
         labels = _load_npy(path, storage_options)
@@ -55,11 +58,13 @@ def load_labels(path: str, *, storage_options: dict[str, Any] | None = None) -> 
         raise SourceError(
             f"Labels file {path!r} has an unsupported extension: expected .npy, .csv or .txt."
         )
-    if labels.ndim == 0 or labels.shape[0] == 0:
+    if labels.ndim == 0:  # np.save(path, np.int64(3)): one label for the whole sequence
+        labels = labels.reshape(1)
+    if labels.shape[0] == 0:
         raise SourceError(f"Labels file {path!r} is empty (shape {labels.shape}).")
     if labels.dtype.kind not in "biuf":
         raise SourceError(f"Labels file {path!r} has dtype {labels.dtype}: expected numbers.")
-    return labels
+    return labels.astype(np.int8) if labels.dtype.kind == "b" else labels
 
 
 def _load_npy(path: str, storage_options: dict[str, Any] | None) -> np.ndarray:
@@ -89,7 +94,7 @@ def _load_text(path: str, storage_options: dict[str, Any] | None) -> np.ndarray:
     values = []
     for number, row in enumerate(rows, start=1):
         try:
-            values.append([float(cell) for cell in row])
+            values.append([_number(cell) for cell in row])
         except ValueError:
             raise SourceError(
                 f"Labels file {path!r}, data row {number}: non-numeric value in {row!r}."
@@ -101,12 +106,26 @@ def _load_text(path: str, storage_options: dict[str, Any] | None) -> np.ndarray:
     return array.astype(np.int64 if integral else np.float32)
 
 
+#: Spellings of binary labels people write, and their values.
+_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "": float("nan")}
+
+
+def _number(cell: str) -> float:
+    """A label cell as a number: digits, true/false, yes/no, or empty (NaN: unlabelled).
+
+    >>> [_number(c) for c in ("3", "True", "no", "0.5")]
+    [3.0, 1.0, 0.0, 0.5]
+    """
+    word = _WORDS.get(cell.strip().lower())
+    return word if word is not None else float(cell)
+
+
 def _numeric(row: list[str]) -> bool:
     try:
-        [float(cell) for cell in row]
+        [_number(cell) for cell in row]
     except ValueError:
         return False
-    return True
+    return bool(row) and any(cell.strip() for cell in row)
 
 
 def _exists(uri: str, storage_options: dict[str, Any] | None) -> bool:

@@ -50,10 +50,23 @@ def test_bad_label_files(tmp_path, name, text, message):
         load_labels(str(tmp_path / name))
 
 
-def test_scalar_npy_is_rejected(tmp_path):
-    np.save(tmp_path / "l.npy", np.int64(3))
-    with pytest.raises(SourceError, match=r"l\.npy.*empty"):
-        load_labels(str(tmp_path / "l.npy"))
+def test_a_scalar_npy_is_one_label_for_the_sequence(tmp_path):
+    np.save(tmp_path / "l.npy", np.int64(3))  # how people save one class per recording
+    labels = load_labels(str(tmp_path / "l.npy"))
+    assert labels.shape == (1,) and labels[0] == 3
+
+
+def test_boolean_labels_become_zero_and_one(tmp_path):
+    np.save(tmp_path / "b.npy", np.array([True, False, True]))
+    np.testing.assert_array_equal(load_labels(str(tmp_path / "b.npy")), [1, 0, 1])
+    (tmp_path / "b.csv").write_text("rain\nyes\nNo\nTRUE\nfalse\n")
+    np.testing.assert_array_equal(load_labels(str(tmp_path / "b.csv")), [1, 0, 1, 0])
+
+
+def test_empty_cells_are_unlabelled_frames(tmp_path):
+    (tmp_path / "v.csv").write_text("a,b\n1,2\n,4\n")
+    labels = load_labels(str(tmp_path / "v.csv"))
+    assert labels.dtype == np.float32 and np.isnan(labels[1, 0]) and labels[1, 1] == 4
 
 
 def test_missing_label_file_is_not_found(tmp_path):
