@@ -372,6 +372,32 @@ class Recipe(Frozen):
         return f"{seen} of {rows} -> label of row {target}, {how}"
 
 
+class EarlyStopping(Frozen):
+    """Stop training when a monitored value stops improving; export the best epoch.
+
+    >>> EarlyStopping(monitor="val_accuracy").improves(0.91, than=0.9)
+    True
+    >>> EarlyStopping(min_delta=0.1).improves(0.95, than=1.0)
+    False
+    """
+
+    monitor: str = Field(
+        "val_loss", description="History value watched: val_loss, val_accuracy, val_mae, loss..."
+    )
+    patience: int = Field(3, gt=0, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as better.")
+
+    @property
+    def maximize(self) -> bool:
+        """Whether larger is better (accuracy), else smaller (losses, errors)."""
+        return self.monitor.endswith("accuracy")
+
+    def improves(self, value: float, *, than: float) -> bool:
+        """Whether ``value`` beats ``than`` by more than ``min_delta``."""
+        gain = value - than if self.maximize else than - value
+        return gain > self.min_delta
+
+
 class TrainParams(Frozen):
     """Parameters of a training run (the train flow's form in the Prefect UI)."""
 
@@ -402,6 +428,9 @@ class TrainParams(Frozen):
         False, description="Baseline: reset the LSTM state at every segment (no memory)."
     )
     tensorboard_dir: str | None = Field(None, description="Write TensorBoard scalars here.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="Stop when the monitored value stops improving; export the best epoch."
+    )
     normalize: bool = Field(
         True,
         description="Inferred models standardize float features (statistics of the training "

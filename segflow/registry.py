@@ -42,6 +42,7 @@ __all__ = [
     "MODELS",
     "MODEL_FILE",
     "LoadedModel",
+    "best_run_key",
     "export_model",
     "export_prefix",
     "exported_from",
@@ -72,6 +73,15 @@ def train_run_key(model_tag: str) -> str:
     'train-tiny'
     """
     return f"train-{model_tag}"
+
+
+def best_run_key(model_tag: str) -> str:
+    """The checkpoint run key holding the best epoch of training ``model_tag`` (early stopping).
+
+    >>> best_run_key("tiny")
+    'best-tiny'
+    """
+    return f"best-{model_tag}"
 
 
 def predict_run_key(model_tag: str) -> str:

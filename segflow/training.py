@@ -39,7 +39,7 @@ from segflow.errors import ConfigError
 from segflow.feeds import TrainFeed, build_feed, means, shaped_sequences
 from segflow.inference import infer_model_config
 from segflow.progress import StepCallback, StepEvent
-from segflow.registry import export_model, exported_from, train_run_key
+from segflow.registry import best_run_key, export_model, exported_from, train_run_key
 from segflow.selection import check_no_overlap, select_sequences, split_validation
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
@@ -70,6 +70,8 @@ class TrainReport:
         ids: The training sequences, in schedule order.
         resumed_from: The checkpoint this call started from, if any.
         steps_run: Optimizer steps run by this call.
+        best_epoch: With early stopping, the epoch exported (best monitored value).
+        stopped: With early stopping, why training stopped before ``epochs`` (None if not).
     """
 
     epochs: int
@@ -83,6 +85,8 @@ class TrainReport:
     ids: tuple[str, ...] = ()
     resumed_from: str | None = None
     steps_run: int = 0
+    best_epoch: int | None = None
+    stopped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -118,13 +122,18 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     manager = CheckpointManager(
         ckpt_store, train_run_key(params.model_tag), keep=params.checkpoints.keep
     )
+    best = (  # the best epoch's weights, when early stopping exports that epoch
+        CheckpointManager(ckpt_store, best_run_key(params.model_tag), keep=1)
+        if params.early_stopping
+        else None
+    )
     latest = manager.latest()
     ids, held, config, saved = _plan(repo, manager, latest, params)
     if (  # finished, and exported: only report
         saved is not None
         and latest is not None
-        and saved.epoch >= params.epochs
-        and exported_from(ckpt_store, params.model_tag) == latest
+        and (saved.epoch >= params.epochs or saved.extra.get("stopped"))
+        and exported_from(ckpt_store, params.model_tag) == _exported_name(latest, best)
     ):
         return _report(params, config, saved, latest, started, resumed_from=latest)
     feed = build_feed(repo, ids, params, config, held)
@@ -136,12 +145,15 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         cursor = _fresh_cursor(ids, held, params, engine)
     else:
         cursor = manager.restore(engine, latest)
-    trainer = _Trainer(params, feed, manager, on_step)
+    trainer = _Trainer(params, feed, manager, on_step, best)
     with trainer:
         cursor = trainer.run(cursor)
     name = trainer.last_checkpoint or latest
-    if name is not None and exported_from(ckpt_store, params.model_tag) != name:
-        meta = _export_meta(params, cursor, name, manager.run_key)
+    exported = None if name is None else _exported_name(name, best)
+    if exported is not None and exported_from(ckpt_store, params.model_tag) != exported:
+        if best is not None:  # the best epoch is exported; the last stays for a resume
+            best.restore(engine)
+        meta = _export_meta(params, cursor, exported, manager.run_key)
         export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
     return _report(params, config, cursor, name, started, latest, trainer.steps_run)
 
@@ -188,6 +200,14 @@ def _plan(
     return list(saved.ids), list(saved.extra.get("validation", [])), config, saved
 
 
+def _exported_name(latest: str, best: CheckpointManager | None) -> str:
+    """The checkpoint the export should come from: the latest, or the best epoch's."""
+    if best is None:
+        return latest
+    chosen = best.latest()
+    return latest if chosen is None else f"{best.run_key}/{chosen}"
+
+
 def _report(
     params: TrainParams,
     config: ModelConfig,
@@ -209,6 +229,8 @@ def _report(
         ids=cursor.ids,
         resumed_from=resumed_from,
         steps_run=steps_run,
+        best_epoch=cursor.extra.get("best", {}).get("epoch"),
+        stopped=cursor.extra.get("stopped"),
     )
 
 
@@ -270,6 +292,7 @@ class _Trainer:
     feed: TrainFeed
     manager: CheckpointManager
     on_step: StepCallback | None
+    best: CheckpointManager | None = None
     last_checkpoint: str | None = None
     steps_run: int = 0
     _writer: Any = field(default=None, repr=False)
@@ -285,7 +308,7 @@ class _Trainer:
 
     def run(self, cursor: Cursor) -> Cursor:
         """Run the epochs left after ``cursor``; return the final cursor."""
-        while cursor.epoch < self.params.epochs:
+        while cursor.epoch < self.params.epochs and not cursor.extra.get("stopped"):
             cursor = self._epoch(cursor)
         return cursor
 
@@ -318,9 +341,34 @@ class _Trainer:
         metrics |= {f"val_{key}": value for key, value in self.feed.validate().items()}
         self._scalars({f"epoch/{k}": v for k, v in metrics.items()}, cursor.epoch + 1)
         extra |= {"history": [*extra["history"], metrics], "totals": _zero_totals()}
+        improved = self._track_best(extra, metrics, cursor.epoch + 1)
         done = _advance(cursor, cursor.epoch + 1, 0, extra)
+        if improved and self.best is not None:  # first: a crash in between redoes the epoch
+            engine = self.feed.engine
+            self.best.save(engine, done, engine.config)
         self._save(done)
         return done
+
+    def _track_best(self, extra: dict[str, Any], metrics: dict[str, float], epoch: int) -> bool:
+        """Record whether ``epoch`` is the best so far, and why training stops, if it does."""
+        stop = self.params.early_stopping
+        if stop is None:
+            return False
+        if stop.monitor not in metrics:
+            raise ConfigError(
+                f"Received early_stopping.monitor={stop.monitor!r}, expected one of the values "
+                f"of the history {sorted(metrics)} (val_* ones need validation sequences)."
+            )
+        value, best = metrics[stop.monitor], extra.get("best")
+        if best is None or stop.improves(value, than=best["value"]):
+            extra["best"] = {"epoch": epoch, "value": value}
+            return True
+        if epoch - best["epoch"] >= stop.patience:
+            extra["stopped"] = (
+                f"{stop.monitor} did not improve by more than {stop.min_delta} in "
+                f"{stop.patience} epochs after epoch {best['epoch']}"
+            )
+        return False
 
     def _save(self, cursor: Cursor) -> None:
         engine = self.feed.engine

@@ -124,3 +124,33 @@ def test_normalization_can_be_turned_off_and_uint8_frames_are_not_standardized()
     with pytest.raises(ValueError, match=r"normalize.*uint8"):
         ModelConfig(frame_shape=(4, 4), input_dtype="uint8", encoder="avgpool", normalize=True)
     assert not ModelConfig(frame_shape=(3,)).normalize  # explicit configs get what they say
+
+
+def test_early_stopping_exports_the_best_epoch_and_says_why(tmp_path: Path) -> None:
+    from segflow.config import EarlyStopping
+    from segflow.registry import load_exported
+
+    _world(tmp_path)
+    # A learning rate this high makes the validation loss wander: it will stop improving.
+    stop = EarlyStopping(monitor="val_loss", patience=2)
+    params = _params(
+        tmp_path, epochs=12, learning_rate=0.5, validation_ids=["r7"], early_stopping=stop
+    )
+    report = train(params)
+    losses = [h["val_loss"] for h in report.history]
+    assert report.best_epoch == 1 + int(np.argmin(losses))
+    if report.stopped is not None:  # stopped early: patience epochs after the best one
+        assert report.epochs == report.best_epoch + 2 < 12
+        assert "val_loss did not improve" in report.stopped
+    exported = load_exported(LocalStore(tmp_path / "ckpt"), "t")
+    assert exported[1]["checkpoint"].startswith("best-t/")
+    again = train(params)  # finished: only reports, same best epoch
+    assert again.steps_run == 0 and again.best_epoch == report.best_epoch
+
+
+def test_early_stopping_on_validation_needs_validation_sequences(tmp_path: Path) -> None:
+    from segflow.config import EarlyStopping
+
+    _world(tmp_path)
+    with pytest.raises(ConfigError, match=r"early_stopping.monitor='val_loss'"):
+        train(_params(tmp_path, epochs=2, early_stopping=EarlyStopping()))
