@@ -372,6 +372,28 @@ class Recipe(Frozen):
         return f"{seen} of {rows} -> label of row {target}, {how}"
 
 
+class OptimizerConfig(Frozen):
+    """How weights are updated: Adam or AdamW, gradient clipping, a learning-rate schedule.
+
+    The learning rate itself is ``TrainParams.learning_rate`` (the peak, with a schedule).
+    """
+
+    name: Literal["adam", "adamw"] = Field("adam", description="adam, or adamw (weight decay).")
+    weight_decay: float = Field(0.004, ge=0, description="AdamW's decoupled weight decay.")
+    clipnorm: float | None = Field(
+        None, gt=0, description="Clip gradients to this global norm (None: no clipping)."
+    )
+    schedule: Literal["constant", "cosine", "plateau"] = Field(
+        "constant",
+        description="constant; cosine decay to 0 over the run (after warmup_steps of linear "
+        "warm-up); or plateau: multiply by plateau_factor when the monitored value stalls.",
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps of the cosine schedule.")
+    plateau_monitor: str = Field("val_loss", description="Value the plateau schedule watches.")
+    plateau_factor: float = Field(0.5, gt=0, lt=1, description="Learning-rate factor on a plateau.")
+    plateau_patience: int = Field(2, gt=0, description="Epochs without improvement before it.")
+
+
 class EarlyStopping(Frozen):
     """Stop training when a monitored value stops improving; export the best epoch.
 
@@ -428,6 +450,9 @@ class TrainParams(Frozen):
         False, description="Baseline: reset the LSTM state at every segment (no memory)."
     )
     tensorboard_dir: str | None = Field(None, description="Write TensorBoard scalars here.")
+    optimizer: OptimizerConfig = Field(
+        default_factory=OptimizerConfig, description="Optimizer, clipping and schedule."
+    )
     early_stopping: EarlyStopping | None = Field(
         None, description="Stop when the monitored value stops improving; export the best epoch."
     )

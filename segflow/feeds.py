@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from segflow.config import ModelConfig, Recipe, TrainParams
 from segflow.engine.chunks import SequenceChunks, open_sequence
 from segflow.engine.shaping import shape_sequence
+from segflow.optimizers import make_optimizer
 from storage.sequences import SequenceRepository
 
 __all__ = ["StreamFeed", "TrainFeed", "WindowFeed", "build_feed", "shaped_sequences"]
@@ -112,11 +113,12 @@ class StreamFeed:
         reader = _step_reader(repo, ids, params)
         # One label per frame: (B, L) and (B, L, 1) are the engine's default label shape.
         label_shape = None if reader.label_shape in ((), (1,)) else reader.label_shape
+        total = params.epochs * reader.num_steps
         engine = StreamingEngine(
             config,
             lanes=params.stream.lanes,
             segment_length=params.stream.segment_length,
-            learning_rate=params.learning_rate,
+            optimizer=make_optimizer(params.optimizer, params.learning_rate, total),
             reset_every_segment=params.reset_every_segment,
             label_shape=label_shape,
             seed=params.seed,
@@ -186,11 +188,12 @@ class WindowFeed:
 
         train = reader(ids, shuffle=True)
         label_shape = None if train.label_shape in ((), (1,)) else train.label_shape
+        total = params.epochs * train.num_batches
         engine = WindowEngine(
             config,
             time_steps=time_steps,
             batch_size=recipe.batch_size,
-            learning_rate=params.learning_rate,
+            optimizer=make_optimizer(params.optimizer, params.learning_rate, total),
             label_shape=label_shape,
             seed=params.seed,
         )

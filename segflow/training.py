@@ -38,6 +38,7 @@ from segflow.engine.standardize import input_stats, set_standardization
 from segflow.errors import ConfigError
 from segflow.feeds import TrainFeed, build_feed, means, shaped_sequences
 from segflow.inference import infer_model_config
+from segflow.optimizers import plateau_step
 from segflow.progress import StepCallback, StepEvent
 from segflow.registry import best_run_key, export_model, exported_from, train_run_key
 from segflow.selection import check_no_overlap, select_sequences, split_validation
@@ -339,6 +340,9 @@ class _Trainer:
                 )
         metrics = means(extra["totals"], self.feed.engine.metric_name)
         metrics |= {f"val_{key}": value for key, value in self.feed.validate().items()}
+        optimizer = self.feed.engine.optimizer
+        metrics["learning_rate"] = float(optimizer.learning_rate)
+        plateau_step(optimizer, self.params.optimizer, extra, metrics)
         self._scalars({f"epoch/{k}": v for k, v in metrics.items()}, cursor.epoch + 1)
         extra |= {"history": [*extra["history"], metrics], "totals": _zero_totals()}
         improved = self._track_best(extra, metrics, cursor.epoch + 1)

@@ -3,6 +3,7 @@ features are standardized inside the model from the training sequences' statisti
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,50 @@ def test_early_stopping_on_validation_needs_validation_sequences(tmp_path: Path)
     _world(tmp_path)
     with pytest.raises(ConfigError, match=r"early_stopping.monitor='val_loss'"):
         train(_params(tmp_path, epochs=2, early_stopping=EarlyStopping()))
+
+
+def test_cosine_schedule_with_warmup_and_clipping_resumes_exactly(tmp_path: Path) -> None:
+    from segflow.config import OptimizerConfig
+    from segflow.progress import StepEvent
+    from segflow.registry import load_exported
+
+    optimizer = OptimizerConfig(name="adamw", clipnorm=1.0, schedule="cosine", warmup_steps=3)
+    _world(tmp_path / "a")
+    _world(tmp_path / "b")
+    reference = train(_params(tmp_path / "a", epochs=3, optimizer=optimizer))
+    rates = [h["learning_rate"] for h in reference.history]
+    assert rates[0] > rates[1] > rates[2] >= 0.0  # decaying after the warm-up
+
+    class Stop(Exception):
+        pass
+
+    def stop(event: StepEvent) -> None:
+        if event.step == 7:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(_params(tmp_path / "b", epochs=3, optimizer=optimizer), on_step=stop)
+    resumed = train(_params(tmp_path / "b", epochs=3, optimizer=optimizer))
+    assert resumed.history == reference.history
+    for a, b in zip(
+        load_exported(LocalStore(tmp_path / "a" / "ckpt"), "t")[2],
+        load_exported(LocalStore(tmp_path / "b" / "ckpt"), "t")[2],
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_plateau_schedule_lowers_the_rate_when_the_loss_stalls(tmp_path: Path) -> None:
+    from segflow.config import OptimizerConfig
+
+    _world(tmp_path)
+    optimizer = OptimizerConfig(
+        schedule="plateau", plateau_monitor="loss", plateau_patience=1, plateau_factor=0.5
+    )
+    report = train(_params(tmp_path, epochs=6, learning_rate=0.5, optimizer=optimizer))
+    rates = [h["learning_rate"] for h in report.history]
+    losses = [h["loss"] for h in report.history]
+    assert rates[0] == pytest.approx(0.5)
+    # rates[i] is recorded before epoch i's plateau check, which can lower rates[i + 1].
+    stalled = any(b >= a for a, b in itertools.pairwise(losses[:-1]))
+    assert (min(rates) < 0.5) == stalled  # lowered exactly when the loss stopped falling
