@@ -453,6 +453,16 @@ class TrainParams(Frozen):
     optimizer: OptimizerConfig = Field(
         default_factory=OptimizerConfig, description="Optimizer, clipping and schedule."
     )
+    init_from: ModelTag | None = Field(
+        None,
+        description="Warm start: begin from the weights (and model and recipe) of this "
+        "exported model, e.g. to fine-tune it on new data.",
+    )
+    shuffle: bool = Field(
+        True,
+        description="Shuffle the order sequences enter the lanes (or windows) every epoch, "
+        "from the seed.",
+    )
     early_stopping: EarlyStopping | None = Field(
         None, description="Stop when the monitored value stops improving; export the best epoch."
     )

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 from segflow.config import ModelConfig, Recipe, TrainParams
 from segflow.engine.chunks import SequenceChunks, open_sequence
@@ -25,7 +27,16 @@ from segflow.engine.shaping import shape_sequence
 from segflow.optimizers import make_optimizer
 from storage.sequences import SequenceRepository
 
-__all__ = ["StreamFeed", "TrainFeed", "WindowFeed", "build_feed", "shaped_sequences"]
+__all__ = [
+    "StreamFeed",
+    "TrainFeed",
+    "WindowFeed",
+    "build_feed",
+    "epoch_order",
+    "shaped_sequences",
+]
+
+T = TypeVar("T")
 
 #: ``(step index in the epoch, frames or windows trained on, {"loss_sum", "metric_sum", "count"})``.
 TrainedStep = tuple[int, int, dict[str, float]]
@@ -38,9 +49,8 @@ class TrainFeed(Protocol):
     def engine(self) -> Any:
         """The engine trained (``model``, ``optimizer``, ``config``, ``checkpoint_objects``)."""
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps in one epoch."""
+    def steps_in(self, epoch: int) -> int:
+        """Optimizer steps in epoch ``epoch``."""
 
     def train(self, epoch: int, start: int) -> Iterator[TrainedStep]:
         """Run the optimizer steps of ``epoch`` from step ``start``, in order."""
@@ -97,6 +107,8 @@ class StreamFeed:
     engine: Any
     reader: Any
     validation: Any = None
+    sequences: Sequence[SequenceChunks] = ()
+    params: TrainParams | None = None
 
     @classmethod
     def build(
@@ -110,7 +122,8 @@ class StreamFeed:
         """Readers over ``ids`` (and the validation ids) and a fresh engine."""
         from segflow.engine.engine import StreamingEngine
 
-        reader = _step_reader(repo, ids, params)
+        sequences = shaped_sequences(repo, ids, params.recipe)
+        reader = _lanes(sequences, params)
         # One label per frame: (B, L) and (B, L, 1) are the engine's default label shape.
         label_shape = None if reader.label_shape in ((), (1,)) else reader.label_shape
         total = params.epochs * reader.num_steps
@@ -123,18 +136,26 @@ class StreamFeed:
             label_shape=label_shape,
             seed=params.seed,
         )
-        check = _step_reader(repo, validation_ids, params) if validation_ids else None
-        return cls(engine, reader, check)
+        check = None
+        if validation_ids:
+            check = _lanes(shaped_sequences(repo, validation_ids, params.recipe), params)
+        return cls(engine, reader, check, sequences, params)
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """Steps of the lane schedule."""
-        return int(self.reader.num_steps)
+    def steps_in(self, epoch: int) -> int:
+        """Steps of the epoch's lane schedule (it depends on the order sequences enter)."""
+        return int(self._reader(epoch).num_steps)
 
     def train(self, epoch: int, start: int) -> Iterator[TrainedStep]:
-        """Stream the schedule from step ``start`` (every epoch runs the same schedule)."""
-        for step, sums in self.engine.stream(self.reader, "train", start_step=start):
+        """Stream the epoch's schedule from step ``start``: the sequences enter the lanes in
+        an order shuffled from the seed and the epoch (pure, so a resume finds it again)."""
+        reader = self._reader(epoch)
+        for step, sums in self.engine.stream(reader, "train", start_step=start):
             yield step.index, sum(slot.valid for slot in step.slots), sums
+
+    def _reader(self, epoch: int) -> Any:
+        if self.params is None or not self.params.shuffle or len(self.sequences) < 2:
+            return self.reader
+        return _lanes(epoch_order(self.sequences, self.params.seed, epoch), self.params)
 
     def validate(self) -> dict[str, float]:
         """Stream the validation sequences, leaving the training lanes' state as it was."""
@@ -186,7 +207,7 @@ class WindowFeed:
                 shuffle=shuffle,
             )
 
-        train = reader(ids, shuffle=True)
+        train = reader(ids, shuffle=params.shuffle)
         label_shape = None if train.label_shape in ((), (1,)) else train.label_shape
         total = params.epochs * train.num_batches
         engine = WindowEngine(
@@ -199,16 +220,15 @@ class WindowFeed:
         )
         return cls(engine, train, reader(validation_ids, shuffle=False) if validation_ids else None)
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """Batches of windows in an epoch."""
+    def steps_in(self, epoch: int) -> int:
+        """Batches of windows in an epoch (the same every epoch)."""
         return int(self.reader.num_batches)
 
     def train(self, epoch: int, start: int) -> Iterator[TrainedStep]:
         """Batches ``start ..`` of ``epoch``'s shuffled order, through the tf.data pipeline."""
         from segflow.windowed import window_dataset
 
-        if start >= self.steps_per_epoch:
+        if start >= self.steps_in(epoch):
             return
         dataset = window_dataset(self.reader, epoch=epoch, start_batch=start)
         for index, batch in enumerate(dataset, start=start):
@@ -235,11 +255,22 @@ def means(totals: dict[str, float], metric: str) -> dict[str, float]:
     return {"loss": totals["loss_sum"] / count, metric: totals["metric_sum"] / count}
 
 
-def _step_reader(repo: SequenceRepository, ids: Sequence[str], params: TrainParams) -> Any:
+def epoch_order(sequences: Sequence[T], seed: int, epoch: int) -> list[T]:
+    """``sequences`` in the order they enter the lanes in ``epoch``: shuffled from the seed
+    and the epoch, the same on every call.
+
+    >>> epoch_order("abcd", 0, 1) == epoch_order("abcd", 0, 1) != epoch_order("abcd", 0, 2)
+    True
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(len(sequences))
+    return [sequences[i] for i in order]
+
+
+def _lanes(sequences: Sequence[SequenceChunks], params: TrainParams) -> Any:
     from segflow.engine.pipeline import StepReader
 
     return StepReader.from_sources(
-        shaped_sequences(repo, ids, params.recipe),
+        sequences,
         lanes=params.stream.lanes,
         segment_length=params.stream.segment_length,
         with_labels=True,

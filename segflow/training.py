@@ -25,6 +25,7 @@ called again with the same parameters only reports (and re-exports if the export
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,7 +41,14 @@ from segflow.feeds import TrainFeed, build_feed, means, shaped_sequences
 from segflow.inference import infer_model_config
 from segflow.optimizers import plateau_step
 from segflow.progress import StepCallback, StepEvent
-from segflow.registry import best_run_key, export_model, exported_from, train_run_key
+from segflow.registry import (
+    LoadedModel,
+    best_run_key,
+    export_model,
+    exported_from,
+    load_model,
+    train_run_key,
+)
 from segflow.selection import check_no_overlap, select_sequences, split_validation
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
@@ -129,6 +137,9 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         else None
     )
     latest = manager.latest()
+    start = None if latest is not None or params.init_from is None else _warm(ckpt_store, params)
+    if start is not None:  # the run takes the model it continues, and its recipe
+        params = params.model_copy(update={"model": start.config, "recipe": start.recipe})
     ids, held, config, saved = _plan(repo, manager, latest, params)
     if (  # finished, and exported: only report
         saved is not None
@@ -140,10 +151,12 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     feed = build_feed(repo, ids, params, config, held)
     engine = feed.engine
     if latest is None:
-        if config.normalize:  # a resumed run restores the statistics with the weights
+        if start is not None:  # its weights, standardization statistics included
+            engine.model.set_weights(start.weights)
+        elif config.normalize:  # a resumed run restores the statistics with the weights
             sources = [seq.frames for seq in shaped_sequences(repo, ids, params.recipe)]
             set_standardization(engine.model, *input_stats(sources))
-        cursor = _fresh_cursor(ids, held, params, engine)
+        cursor = _fresh_cursor(repo, ids, held, params, engine)
     else:
         cursor = manager.restore(engine, latest)
     trainer = _Trainer(params, feed, manager, on_step, best)
@@ -157,6 +170,29 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         meta = _export_meta(params, cursor, exported, manager.run_key)
         export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
     return _report(params, config, cursor, name, started, latest, trainer.steps_run)
+
+
+def _warm(store: Any, params: TrainParams) -> LoadedModel:
+    """The exported model a warm-started run begins from, checked against the run's params.
+
+    Raises:
+        CheckpointError: If there is no such model.
+        ConfigError: If the run names another model or recipe than the one it continues.
+    """
+    assert params.init_from is not None
+    start = load_model(store, params.init_from)
+    if params.model is not None and params.model.config_hash() != start.config.config_hash():
+        raise ConfigError(
+            f"Received `model` and init_from={params.init_from!r} describing different models "
+            f"(config hash {params.model.config_hash()[:12]} vs {start.config.config_hash()[:12]});"
+            " leave `model` out to continue the given model as it is."
+        )
+    if params.recipe != Recipe() and not params.recipe.trains_like(start.recipe):
+        raise ConfigError(
+            f"Received recipe {params.recipe.model_dump()} but model {params.init_from!r} was "
+            f"trained with {start.recipe.model_dump()}; a warm start keeps the model's recipe."
+        )
+    return start
 
 
 def _plan(
@@ -183,6 +219,7 @@ def _plan(
         return ids, held, config, None
     saved = manager.read_cursor(latest)
     _check_cursor(saved, latest, manager)
+    _check_same_data(repo, saved, latest, f"{manager.run_key!r} in store {manager.store.url!r}")
     trained = Recipe.from_record(saved.extra)
     if not trained.trains_like(params.recipe):
         raise ConfigError(
@@ -235,7 +272,34 @@ def _report(
     )
 
 
-def _fresh_cursor(ids: list[str], held: list[str], params: TrainParams, engine: Any) -> Cursor:
+def _lengths(repo: SequenceRepository, ids: Sequence[str]) -> list[int]:
+    return [repo.meta(sequence_id).length for sequence_id in ids]
+
+
+def _check_same_data(repo: SequenceRepository, saved: Cursor, name: str, where: str) -> None:
+    """Refuse to resume over training sequences that changed since the checkpoint: the
+    schedule (and the windows) would silently differ from the one the cursor points into."""
+    before = saved.extra.get("lengths")
+    if before is None:
+        return  # checkpoints from before lengths were recorded
+    for sequence_id, old in zip(saved.ids, before, strict=True):
+        if not repo.exists(sequence_id):
+            raise ConfigError(
+                f"Cannot resume run {where}: training sequence {sequence_id!r} is gone since "
+                f"checkpoint {name!r}; restore it, or train under another model tag."
+            )
+        now = repo.meta(sequence_id).length
+        if now != old:
+            raise ConfigError(
+                f"Cannot resume run {where}: training sequence {sequence_id!r} has {now} frames, "
+                f"{old} at checkpoint {name!r}; the epoch's schedule would differ. Train under "
+                "another model tag (or delete the run's checkpoints to start over)."
+            )
+
+
+def _fresh_cursor(
+    repo: SequenceRepository, ids: list[str], held: list[str], params: TrainParams, engine: Any
+) -> Cursor:
     return Cursor(
         kind="train",
         epoch=0,
@@ -250,6 +314,7 @@ def _fresh_cursor(ids: list[str], held: list[str], params: TrainParams, engine: 
             "steps": 0,
             "recipe": params.recipe.model_dump(mode="json"),
             "validation": list(held),
+            "lengths": _lengths(repo, ids),
         },
     )
 
@@ -282,6 +347,7 @@ def _export_meta(
         "lanes": cursor.lanes,
         "segment_length": cursor.segment_length,
         "recipe": params.recipe.model_dump(mode="json"),
+        "init_from": params.init_from,
     }
 
 
@@ -314,7 +380,7 @@ class _Trainer:
         return cursor
 
     def _epoch(self, cursor: Cursor) -> Cursor:
-        per_epoch = self.feed.steps_per_epoch
+        per_epoch = self.feed.steps_in(cursor.epoch)
         extra = {**cursor.extra, "totals": dict(cursor.extra["totals"])}
         for index, frames, sums in self.feed.train(cursor.epoch, cursor.step):
             for key, value in sums.items():

@@ -202,3 +202,63 @@ def test_plateau_schedule_lowers_the_rate_when_the_loss_stalls(tmp_path: Path) -
     # rates[i] is recorded before epoch i's plateau check, which can lower rates[i + 1].
     stalled = any(b >= a for a, b in itertools.pairwise(losses[:-1]))
     assert (min(rates) < 0.5) == stalled  # lowered exactly when the loss stopped falling
+
+
+def test_lanes_take_the_sequences_in_a_new_order_every_epoch() -> None:
+    from segflow.feeds import epoch_order
+
+    ids = [f"r{i}" for i in range(8)]
+    orders = [epoch_order(ids, 0, epoch) for epoch in range(4)]
+    assert all(sorted(order) == ids for order in orders)
+    assert len({tuple(order) for order in orders}) == 4  # shuffled each epoch
+    assert epoch_order(ids, 0, 2) == orders[2]  # pure: a resume finds the same order
+
+
+def test_resume_over_a_grown_training_sequence_is_refused(tmp_path: Path) -> None:
+    from segflow.progress import StepEvent
+
+    repo, _ = _world(tmp_path)
+
+    class Stop(Exception):
+        pass
+
+    def stop(event: StepEvent) -> None:
+        if event.step == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(_params(tmp_path, epochs=2), on_step=stop)
+    meta = repo.meta("r2")
+    array = repo.frames("r2")
+    array.resize((meta.length + 3, 3))
+    array[meta.length :] = 1.0
+    labels = repo.labels("r2")
+    assert labels is not None
+    labels.resize((meta.length + 3,))
+    repo.write_meta("r2", meta.replace(length=meta.length + 3, frames_written=meta.length + 3))
+    with pytest.raises(ConfigError, match=r"'r2' has 16 frames, 13 at checkpoint"):
+        train(_params(tmp_path, epochs=2))
+
+
+def test_warm_start_continues_the_given_model(tmp_path: Path) -> None:
+    from segflow.registry import load_exported
+
+    _world(tmp_path)
+    train(_params(tmp_path, model_tag="base", selection=SelectionConfig(pattern="r[0-3]")))
+    # Fine-tune on other sequences with a vanishing rate: the weights barely move, and the
+    # standardization statistics stay the base model's (they are weights, not recomputed).
+    tuned = train(
+        _params(
+            tmp_path,
+            model_tag="tuned",
+            init_from="base",
+            learning_rate=1e-12,
+            selection=SelectionConfig(pattern="r[4-7]"),
+        )
+    )
+    assert tuned.ids == ("r4", "r5", "r6", "r7") or set(tuned.ids) == {"r4", "r5", "r6", "r7"}
+    base = load_exported(LocalStore(tmp_path / "ckpt"), "base")
+    after = load_exported(LocalStore(tmp_path / "ckpt"), "tuned")
+    assert after[0] == base[0] and after[1]["init_from"] == "base"
+    for a, b in zip(base[2], after[2], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
