@@ -37,6 +37,7 @@ import tensorflow as tf
 from pydantic import ValidationError
 
 from segflow.config import ModelConfig
+from segflow.engine.factory import ModelSpec, check_factory_record, factory_record
 from segflow.errors import CheckpointError, ConfigError, KeyNotFoundError
 from segflow.registry import export_model, load_exported, load_exported_model  # moved there
 from storage.validation import require_positive_int
@@ -209,6 +210,8 @@ class CheckpointManager:
             "cursor": cursor.to_json(),
             "files": files,
         }
+        if config.model_factory is not None:
+            manifest["model_factory"] = _factory_record(engine, config)
         self.store.write_bytes(f"{self._where(name)}/{MANIFEST}", dump_manifest(manifest))
         self._prune()
         return name
@@ -266,13 +269,18 @@ class CheckpointManager:
         Raises:
             CheckpointError: If the checkpoint is missing, corrupt or unreadable.
             ConfigError: If it was written by a model of another configuration (the message
-                names both hashes) or for other lanes/segment length.
+                names both hashes) or for other lanes/segment length, or its model factory
+                now builds another architecture.
         """
         name = self._resolve(name)
         where = f"{self._where(name)}"
         manifest = self.read_manifest(name)
         saved = manifest_config(manifest, f"{where}/{MANIFEST}")
         check_same_config(engine.config, saved, f"checkpoint {where!r}")
+        record = manifest.get("model_factory")
+        if record is not None:
+            model = engine.checkpoint_objects()["model"]
+            check_factory_record(record, what=f"checkpoint {where!r}", model=model)
         cursor = self.read_cursor(name)
         _check_cursor_fits(cursor, engine)
         with tempfile.TemporaryDirectory(prefix="segflow-ckpt-") as tmp:
@@ -302,6 +310,14 @@ class CheckpointManager:
 
 
 # -- manifests (shared with the exports of segflow.registry) --------------------------------
+
+
+def _factory_record(engine: Checkpointed, config: ModelConfig) -> dict[str, Any]:
+    """The factory, spec (of the stateless call) and architecture of the engine's model."""
+    assert config.model_factory is not None
+    seed = getattr(engine, "seed", 0)
+    spec = ModelSpec.from_config(config, batch_size=None, stateful=False, seed=seed)
+    return factory_record(config.model_factory, spec, engine.checkpoint_objects()["model"])
 
 
 def manifest_identity(config: ModelConfig) -> dict[str, Any]:

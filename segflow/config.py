@@ -6,15 +6,42 @@ The same models are flow parameters, so the Prefect UI renders them as forms.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segflow.ids import validate_id
+from segflow.modelconfig import Cell, Encoder, Head, ModelConfig, Task
+from segflow.recipe import Inputs, Recipe
 from storage.urls import DEFAULT_STORE
-from storage.validation import invalid_argument, require_non_negative_int, require_positive_int
+from storage.validation import invalid_argument
+
+__all__ = [
+    "BackfillParams",
+    "Cell",
+    "CheckpointConfig",
+    "DemoParams",
+    "EarlyStopping",
+    "Encoder",
+    "EvaluateParams",
+    "Frozen",
+    "Head",
+    "IngestParams",
+    "Inputs",
+    "ModelConfig",
+    "ModelTag",
+    "NightlyParams",
+    "OptimizerConfig",
+    "PredictParams",
+    "Recipe",
+    "SelectionConfig",
+    "SourceConfig",
+    "StoreConfig",
+    "StreamConfig",
+    "Task",
+    "TrainParams",
+    "WriteConfig",
+]
 
 #: A model tag: one safe path component (it names ``predictions/<tag>/`` and ``models/<tag>/``).
 ModelTag = Annotated[str, AfterValidator(lambda value: validate_id(value, what="model tag"))]
@@ -113,137 +140,6 @@ class IngestParams(Frozen):
         return None if value is None else validate_id(value)
 
 
-Encoder = Literal["none", "flatten", "avgpool", "conv"]
-Cell = Literal["lstm", "gru", "simple_rnn", "conv_lstm"]
-Head = Literal["many_to_many", "many_to_one"]
-Task = Literal["regression", "binary", "multiclass"]
-
-#: Frame ranks each encoder accepts.
-_ENCODER_RANKS: dict[str, tuple[int, ...]] = {
-    "none": (0, 1),
-    "flatten": (0, 1, 2, 3),
-    "avgpool": (2, 3),
-    "conv": (2, 3),
-}
-
-
-class ModelConfig(BaseModel):
-    """What the model looks like; everything needed to rebuild it.
-
-    Attributes:
-        frame_shape: Shape of one frame: ``()`` or ``(features,)`` for feature vectors,
-            ``(height, width)`` or ``(height, width, channels)`` for images.
-        input_dtype: Dtype of the frames fed to the model; ``uint8`` frames are scaled to
-            ``[0, 1]`` float32 inside the graph.
-        encoder: Per-frame encoder: ``none`` (feature vectors as they are), ``flatten``,
-            ``avgpool`` (average pooling by ``pool_size``, then flatten) or ``conv`` (Conv2D +
-            max pooling per entry of ``conv_filters``, then global average pooling).
-        pool_size: Pooling window of the ``avgpool`` encoder.
-        conv_filters: Filters of each Conv2D layer of the ``conv`` encoder.
-        lstm_units: Units of each recurrent layer, first layer first (filters for
-            ``conv_lstm``).
-        normalize: Standardize each feature (the frames' last axis) inside the model with the
-            mean and variance of the training sequences (set when training starts, stored
-            with the weights). Float frames only.
-        cell: The recurrent layers: ``lstm`` (default), ``gru``, ``simple_rnn``, or
-            ``conv_lstm`` for image frames (ConvLSTM2D layers keep the spatial layout of the
-            encoded frames, 3x3 kernels; global average pooling before the head).
-        head: ``many_to_many`` (one prediction per frame) or ``many_to_one`` (one prediction
-            per sequence: the output at its last real frame).
-        task: ``regression`` (mean squared error), ``binary`` (sigmoid, one or several
-            independent labels) or ``multiclass`` (softmax over ``outputs`` classes).
-        outputs: Size of the head: regression targets, binary labels or classes.
-
-    Example:
-        >>> config = ModelConfig(frame_shape=(4,), lstm_units=[16], task="binary")
-        >>> len(config.config_hash())
-        64
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    frame_shape: tuple[int, ...] = Field(..., description="Shape of one frame.")
-    input_dtype: Literal["uint8", "float32"] = Field("float32", description="Frame dtype.")
-    encoder: Encoder = Field("none", description="Per-frame encoder.")
-    pool_size: int = Field(2, description="Pooling window of the avgpool encoder.")
-    conv_filters: list[int] = Field([8, 16], description="Conv2D filters of the conv encoder.")
-    lstm_units: list[int] = Field(
-        [32], description="Units (conv_lstm: filters) of each recurrent layer."
-    )
-    cell: Cell = Field("lstm", description="Recurrent layers: lstm, gru, simple_rnn, conv_lstm.")
-    normalize: bool = Field(
-        False,
-        description="Standardize float features inside the model, from training statistics.",
-    )
-    head: Head = Field("many_to_many", description="Prediction per frame or per sequence.")
-    task: Task = Field("regression", description="Loss and output activation.")
-    outputs: int = Field(1, description="Size of the head.")
-
-    @field_validator("frame_shape")
-    @classmethod
-    def _check_frame_shape(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(d <= 0 for d in value):
-            raise invalid_argument("frame_shape", "a tuple of positive integers", value)
-        return value
-
-    @field_validator("lstm_units", "conv_filters")
-    @classmethod
-    def _check_positive_list(cls, value: list[int], info: Any) -> list[int]:
-        if not value or any(v <= 0 for v in value):
-            raise invalid_argument(info.field_name, "a non-empty list of positive integers", value)
-        return value
-
-    @field_validator("pool_size", "outputs")
-    @classmethod
-    def _check_positive(cls, value: int, info: Any) -> int:
-        return require_positive_int(info.field_name, value)
-
-    @model_validator(mode="after")
-    def _check_combination(self) -> ModelConfig:
-        ranks = _ENCODER_RANKS[self.encoder]
-        if len(self.frame_shape) not in ranks:
-            raise ValueError(
-                f"Received an invalid value for `frame_shape` with encoder {self.encoder!r}, "
-                f"expected a shape of rank {' or '.join(map(str, ranks))}, "
-                f"got {self.frame_shape}"
-            )
-        if self.cell == "conv_lstm" and (
-            len(self.frame_shape) not in (2, 3) or self.encoder == "flatten"
-        ):
-            raise ValueError(
-                "Received an invalid value for `cell` 'conv_lstm', expected image frames "
-                "(height, width[, channels]) and an encoder that keeps them spatial (none, "
-                f"avgpool or conv), got frame_shape {self.frame_shape} and encoder "
-                f"{self.encoder!r}"
-            )
-        if self.normalize and self.input_dtype == "uint8":
-            raise ValueError(
-                "Received an invalid value for `normalize` with input_dtype 'uint8', expected "
-                "False: uint8 frames are scaled to [0, 1], standardizing is for float features"
-            )
-        if self.task == "multiclass" and self.outputs < 2:
-            raise ValueError(
-                "Received an invalid value for `outputs` with task 'multiclass', expected at "
-                f"least 2 classes, got {self.outputs}"
-            )
-        return self
-
-    def config_hash(self) -> str:
-        """Return a stable sha256 hex digest of the configuration (canonical JSON)."""
-        # Fields added later are left out at their defaults, so a model's hash (which names
-        # its checkpoints and predictions) does not change when segflow gains a field.
-        data = self.model_dump(mode="json")
-        for name, default in _LATER_DEFAULTS.items():
-            if data.get(name) == default:
-                data.pop(name)
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-#: Fields :class:`ModelConfig` gained after its hashes were first used, with their defaults.
-_LATER_DEFAULTS: dict[str, Any] = {"cell": "lstm", "normalize": False}
-
-
 class SelectionConfig(Frozen):
     """Which stored sequences a run uses."""
 
@@ -270,106 +166,6 @@ class CheckpointConfig(Frozen):
     storage_options: dict[str, Any] | None = Field(None, description="fsspec options for S3.")
     every_steps: int = Field(200, gt=0, description="Write a checkpoint every this many steps.")
     keep: int = Field(3, gt=0, description="Checkpoints kept (older ones are deleted).")
-
-
-Inputs = Literal["features", "labels", "features_and_labels"]
-
-
-class Recipe(Frozen):
-    """How rows become the model's inputs and targets: the article's shifted windows.
-
-    At row ``t`` the model sees what is known at row ``t`` and predicts the label ``horizon``
-    rows later:
-
-    - ``inputs``: ``features`` (row t's features), ``labels`` (row t's label) or
-      ``features_and_labels`` (both, concatenated; needs feature-vector frames);
-    - ``horizon`` H: the target of row ``t`` is the label of row ``t + H``; rows whose target
-      lies past the end of the labels take no loss, and their predictions are genuine
-      forecasts. Label inputs need H >= 1 (a label cannot predict itself);
-    - ``time_steps`` N: None streams the whole sequence through the stateful model; N trains
-      and predicts a stateless model on windows of rows ``t-N+1 .. t``, ``batch_size`` windows
-      per batch.
-
-    Saved with the model: prediction uses the recipe the model was trained with.
-
-    >>> Recipe(inputs="labels", horizon=1).describe()
-    'labels of rows <= t -> label of row t+1, streamed statefully'
-    >>> Recipe(inputs="labels")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    pydantic_core._pydantic_core.ValidationError: 1 validation error for Recipe
-      Value error, Received an invalid value for argument `horizon`, expected an integer >= 1 ...
-    """
-
-    inputs: Inputs = Field(
-        "features",
-        description="What the model sees at row t: features, labels, or features_and_labels.",
-    )
-    horizon: int = Field(
-        0, description="The target of row t is the label of row t + horizon (>= 1 with labels)."
-    )
-    time_steps: int | None = Field(
-        None,
-        description="None: stream statefully; N: a stateless model on windows of N rows.",
-    )
-    batch_size: int = Field(64, description="Windows per batch of a windowed (time_steps) model.")
-
-    @field_validator("horizon")
-    @classmethod
-    def _check_horizon(cls, value: int) -> int:
-        return require_non_negative_int("horizon", value)
-
-    @field_validator("time_steps")
-    @classmethod
-    def _check_time_steps(cls, value: int | None) -> int | None:
-        return None if value is None else require_positive_int("time_steps", value)
-
-    @field_validator("batch_size")
-    @classmethod
-    def _check_batch_size(cls, value: int) -> int:
-        return require_positive_int("batch_size", value)
-
-    @model_validator(mode="after")
-    def _check_label_horizon(self) -> Recipe:
-        if self.inputs != "features" and self.horizon < 1:
-            raise invalid_argument(
-                "horizon",
-                f"an integer >= 1 with inputs={self.inputs!r} (a label cannot predict itself)",
-                self.horizon,
-            )
-        return self
-
-    @property
-    def windowed(self) -> bool:
-        """Whether this is a stateless model on windows (``time_steps`` set)."""
-        return self.time_steps is not None
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Recipe:
-        """The recipe a checkpoint cursor or an export manifest records under ``"recipe"``
-        (runs from before recipes record none: the default recipe).
-
-        >>> Recipe.from_record({}) == Recipe()
-        True
-        """
-        return cls.model_validate(record.get("recipe") or {})
-
-    def trains_like(self, other: Recipe) -> bool:
-        """Whether two recipes train the same way (``batch_size`` matters to windows only).
-
-        >>> Recipe(batch_size=8).trains_like(Recipe())
-        True
-        """
-        ignore = set() if self.windowed or other.windowed else {"batch_size"}
-        return self.model_dump(exclude=ignore) == other.model_dump(exclude=ignore)
-
-    def describe(self) -> str:
-        """One line saying what predicts what."""
-        seen = {"features": "features", "labels": "labels"}.get(self.inputs, "features+labels")
-        rows = "rows <= t" if self.time_steps is None else f"rows t-{self.time_steps - 1}..t"
-        target = "t" if self.horizon == 0 else f"t+{self.horizon}"
-        how = "streamed statefully" if self.time_steps is None else "windowed, stateless"
-        return f"{seen} of {rows} -> label of row {target}, {how}"
 
 
 class OptimizerConfig(Frozen):
@@ -440,6 +236,9 @@ class TrainParams(Frozen):
     model: ModelConfig | None = Field(
         None, description="Model; default: inferred from the first sequence's frames and labels."
     )
+    model_factory: str | None = Field(
+        None, description="The inferred model is built by this factory (package.module:function)."
+    )
     stream: StreamConfig = Field(default_factory=StreamConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     epochs: int = Field(5, gt=0, description="Passes over the training sequences.")
@@ -475,6 +274,12 @@ class TrainParams(Frozen):
         default_factory=Recipe,
         description="Inputs, forecast horizon and windows (saved with the model).",
     )
+
+    @model_validator(mode="after")
+    def _check_one_model(self) -> TrainParams:
+        if self.model is not None and self.model_factory is not None:
+            raise ValueError("Received both `model` and `model_factory`, expected one of them")
+        return self
 
 
 class PredictParams(Frozen):

@@ -35,6 +35,7 @@ def infer_model_config(
     lstm_units: int = DEFAULT_UNITS,
     recipe: Recipe | None = None,
     normalize: bool = True,
+    model_factory: str | None = None,
 ) -> ModelConfig:
     """Infer a model for sequences ``ids`` from their stored frames and labels.
 
@@ -52,6 +53,8 @@ def infer_model_config(
       numbers count as integral (CSV label columns are stored as float32).
     - head: ``many_to_one`` if every sequence has one label (``per_sequence``), else
       ``many_to_many``.
+    - ``model_factory``: the data give the spec (frame shape and dtype, task, outputs, head);
+      the factory builds the rest, so no encoder, units or normalization is chosen.
 
     Raises:
         ConfigError: If ``ids`` is empty, a sequence has no labels, frames cannot be
@@ -69,9 +72,19 @@ def infer_model_config(
     label_shape = tuple(int(n) for n in first_labels.shape[1:])
     check_recipe_frames(recipe, info.frame_shape, f"sequence {ids[0]!r}")
     frame_shape = input_shape(info.frame_shape, label_shape, recipe.inputs)
-    encoder, pool_size = _encoder_for(frame_shape)
     features_only = recipe.inputs == "features"
     uint8 = features_only and np.dtype(info.dtype) == np.uint8
+    head = "many_to_one" if per_sequence or recipe.windowed else "many_to_many"
+    if model_factory is not None:
+        return ModelConfig(
+            frame_shape=frame_shape,
+            input_dtype="uint8" if uint8 else "float32",
+            head=head,
+            task=task,
+            outputs=outputs,
+            model_factory=model_factory,
+        )
+    encoder, pool_size = _encoder_for(frame_shape)
     return ModelConfig(
         frame_shape=frame_shape,
         input_dtype="uint8" if uint8 else "float32",
@@ -79,7 +92,7 @@ def infer_model_config(
         encoder=encoder,
         pool_size=pool_size,
         lstm_units=[lstm_units],
-        head="many_to_one" if per_sequence or recipe.windowed else "many_to_many",
+        head=head,
         task=task,
         outputs=outputs,
     )

@@ -151,7 +151,8 @@ def export_model(
     """Export the engine's weights as a stateless Keras model under ``models/<model_tag>/``.
 
     The manifest holds ``meta`` (e.g. ``checkpoint``, the run's history) plus the config, its
-    hash, the creation time, the versions and the model file's sha256. It is deleted before
+    hash, the creation time, the versions and the model file's sha256, and for a model of
+    the user's own its factory, spec and architecture digest. It is deleted before
     the model file is replaced and written last, so a reader never pairs a new file with an
     old manifest.
 
@@ -178,8 +179,14 @@ def export_model(
         raise ConfigError(f"Received `meta` that is not JSON-serialisable: {error}") from None
     with tempfile.TemporaryDirectory(prefix="segflow-export-") as tmp:
         path = Path(tmp) / MODEL_FILE
-        engine.stateless_copy().save(path)
+        model = engine.stateless_copy()
+        model.save(path)
         data = path.read_bytes()
+    if config.model_factory is not None:
+        from segflow.engine.factory import ModelSpec, factory_record
+
+        spec = ModelSpec.from_config(config, batch_size=None, stateful=False, seed=engine.seed)
+        manifest["model_factory"] = factory_record(config.model_factory, spec, model)
     store.delete(_manifest_key(model_tag))
     store.write_bytes(f"{prefix}/{MODEL_FILE}", data)
     manifest |= {
@@ -200,7 +207,8 @@ def load_exported_model(
         ``(config, manifest, model)``: the model is stateless (any batch size).
 
     Raises:
-        CheckpointError: If there is no such export, or it is corrupt.
+        CheckpointError: If there is no such export, or it is corrupt, or its model factory
+            can no longer be imported or now builds another architecture.
     """
     import keras
 
@@ -217,6 +225,8 @@ def load_exported_model(
     prefix, key = export_prefix(model_tag), _manifest_key(model_tag)
     manifest = read_manifest_file(store, key, f"exported model {model_tag!r}")
     config = manifest_config(manifest, key)
+    if config.model_factory is not None:
+        custom |= _factory_objects(config.model_factory, manifest, model_tag)
     with tempfile.TemporaryDirectory(prefix="segflow-export-") as tmp:
         files = manifest.get("files")
         if not isinstance(files, dict) or MODEL_FILE not in files:
@@ -235,6 +245,19 @@ def load_exported_model(
                 f"loaded: {error}"
             ) from None
     return config, manifest, model
+
+
+def _factory_objects(path: str, manifest: dict[str, Any], model_tag: str) -> dict[str, Any]:
+    """The custom objects of the factory that built export ``model_tag``, once it is checked
+    to build the architecture recorded at export (its own code is re-imported, nothing is
+    unpickled)."""
+    from segflow.engine.factory import check_factory_record, factory_custom_objects
+
+    try:
+        check_factory_record(manifest.get("model_factory"), what=f"exported model {model_tag!r}")
+        return factory_custom_objects(path)
+    except ConfigError as error:
+        raise CheckpointError(f"Exported model {model_tag!r} cannot be loaded: {error}") from None
 
 
 def load_exported(

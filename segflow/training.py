@@ -25,7 +25,6 @@ called again with the same parameters only reports (and re-exports if the export
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,7 +33,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from segflow.checkpoint import CheckpointManager, Cursor
-from segflow.config import ModelConfig, Recipe, TrainParams
+from segflow.config import ModelConfig, TrainParams
 from segflow.engine.standardize import input_stats, set_standardization
 from segflow.errors import ConfigError
 from segflow.feeds import TrainFeed, build_feed, means, shaped_sequences
@@ -42,14 +41,18 @@ from segflow.inference import infer_model_config
 from segflow.optimizers import plateau_step
 from segflow.progress import StepCallback, StepEvent
 from segflow.registry import (
-    LoadedModel,
     best_run_key,
     export_model,
     exported_from,
-    load_model,
     train_run_key,
 )
-from segflow.selection import check_no_overlap, select_sequences, split_validation
+from segflow.trainplan import (
+    plan_run,
+    segment_for,
+    sequence_lengths,
+    truncation_note,
+    warm_start,
+)
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
 
@@ -79,6 +82,7 @@ class TrainReport:
         ids: The training sequences, in schedule order.
         resumed_from: The checkpoint this call started from, if any.
         steps_run: Optimizer steps run by this call.
+        truncation: How far the training gradient reaches (see :func:`truncation_note`).
         best_epoch: With early stopping, the epoch exported (best monitored value).
         stopped: With early stopping, why training stopped before ``epochs`` (None if not).
     """
@@ -96,6 +100,7 @@ class TrainReport:
     steps_run: int = 0
     best_epoch: int | None = None
     stopped: str | None = None
+    truncation: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -137,10 +142,12 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         else None
     )
     latest = manager.latest()
-    start = None if latest is not None or params.init_from is None else _warm(ckpt_store, params)
+    start = (
+        None if latest is not None or params.init_from is None else warm_start(ckpt_store, params)
+    )
     if start is not None:  # the run takes the model it continues, and its recipe
         params = params.model_copy(update={"model": start.config, "recipe": start.recipe})
-    ids, held, config, saved = _plan(repo, manager, latest, params)
+    ids, held, config, saved = plan_run(repo, manager, latest, params)
     if (  # finished, and exported: only report
         saved is not None
         and latest is not None
@@ -148,6 +155,7 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         and exported_from(ckpt_store, params.model_tag) == _exported_name(latest, best)
     ):
         return _report(params, config, saved, latest, started, resumed_from=latest)
+    params = segment_for(params, config, repo, ids)
     feed = build_feed(repo, ids, params, config, held)
     engine = feed.engine
     if latest is None:
@@ -170,72 +178,6 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         meta = _export_meta(params, cursor, exported, manager.run_key)
         export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
     return _report(params, config, cursor, name, started, latest, trainer.steps_run)
-
-
-def _warm(store: Any, params: TrainParams) -> LoadedModel:
-    """The exported model a warm-started run begins from, checked against the run's params.
-
-    Raises:
-        CheckpointError: If there is no such model.
-        ConfigError: If the run names another model or recipe than the one it continues.
-    """
-    assert params.init_from is not None
-    start = load_model(store, params.init_from)
-    if params.model is not None and params.model.config_hash() != start.config.config_hash():
-        raise ConfigError(
-            f"Received `model` and init_from={params.init_from!r} describing different models "
-            f"(config hash {params.model.config_hash()[:12]} vs {start.config.config_hash()[:12]});"
-            " leave `model` out to continue the given model as it is."
-        )
-    if params.recipe != Recipe() and not params.recipe.trains_like(start.recipe):
-        raise ConfigError(
-            f"Received recipe {params.recipe.model_dump()} but model {params.init_from!r} was "
-            f"trained with {start.recipe.model_dump()}; a warm start keeps the model's recipe."
-        )
-    return start
-
-
-def _plan(
-    repo: SequenceRepository, manager: CheckpointManager, latest: str | None, params: TrainParams
-) -> tuple[list[str], list[str], ModelConfig, Cursor | None]:
-    """The run's training and validation ids, its model config, and the latest checkpoint's
-    cursor if there is one.
-
-    A new run selects and infers; a resumed run keeps what its checkpoint recorded.
-    """
-    if latest is None:
-        check_no_overlap(params.selection.ids, params.validation_ids)
-        ids, held = split_validation(
-            repo,
-            select_sequences(repo, params.selection),
-            ids=params.validation_ids,
-            pattern=params.validation_pattern,
-            fraction=params.validation_fraction,
-            seed=params.seed,
-        )
-        config = params.model or infer_model_config(
-            repo, ids, recipe=params.recipe, normalize=params.normalize
-        )
-        return ids, held, config, None
-    saved = manager.read_cursor(latest)
-    _check_cursor(saved, latest, manager)
-    _check_same_data(repo, saved, latest, f"{manager.run_key!r} in store {manager.store.url!r}")
-    trained = Recipe.from_record(saved.extra)
-    if not trained.trains_like(params.recipe):
-        raise ConfigError(
-            f"Recipe mismatch: run {manager.run_key!r} in store {manager.store.url!r} was "
-            f"checkpointed ({latest}) with recipe {trained.model_dump()}, got "
-            f"{params.recipe.model_dump()}; use another model tag or delete those checkpoints."
-        )
-    config = manager.read_config(latest)
-    if params.model is not None and params.model.config_hash() != config.config_hash():
-        raise ConfigError(
-            f"Model config mismatch: the given model has config hash "
-            f"{params.model.config_hash()}, but run {manager.run_key!r} in store "
-            f"{manager.store.url!r} was checkpointed ({latest}) with config hash "
-            f"{config.config_hash()}; use another model tag or delete those checkpoints."
-        )
-    return list(saved.ids), list(saved.extra.get("validation", [])), config, saved
 
 
 def _exported_name(latest: str, best: CheckpointManager | None) -> str:
@@ -268,33 +210,14 @@ def _report(
         resumed_from=resumed_from,
         steps_run=steps_run,
         best_epoch=cursor.extra.get("best", {}).get("epoch"),
+        truncation=truncation_note(
+            config.head,
+            cursor.extra.get("lengths", []),
+            cursor.segment_length,
+            params.recipe.windowed,
+        ),
         stopped=cursor.extra.get("stopped"),
     )
-
-
-def _lengths(repo: SequenceRepository, ids: Sequence[str]) -> list[int]:
-    return [repo.meta(sequence_id).length for sequence_id in ids]
-
-
-def _check_same_data(repo: SequenceRepository, saved: Cursor, name: str, where: str) -> None:
-    """Refuse to resume over training sequences that changed since the checkpoint: the
-    schedule (and the windows) would silently differ from the one the cursor points into."""
-    before = saved.extra.get("lengths")
-    if before is None:
-        return  # checkpoints from before lengths were recorded
-    for sequence_id, old in zip(saved.ids, before, strict=True):
-        if not repo.exists(sequence_id):
-            raise ConfigError(
-                f"Cannot resume run {where}: training sequence {sequence_id!r} is gone since "
-                f"checkpoint {name!r}; restore it, or train under another model tag."
-            )
-        now = repo.meta(sequence_id).length
-        if now != old:
-            raise ConfigError(
-                f"Cannot resume run {where}: training sequence {sequence_id!r} has {now} frames, "
-                f"{old} at checkpoint {name!r}; the epoch's schedule would differ. Train under "
-                "another model tag (or delete the run's checkpoints to start over)."
-            )
 
 
 def _fresh_cursor(
@@ -314,19 +237,9 @@ def _fresh_cursor(
             "steps": 0,
             "recipe": params.recipe.model_dump(mode="json"),
             "validation": list(held),
-            "lengths": _lengths(repo, ids),
+            "lengths": sequence_lengths(repo, ids),
         },
     )
-
-
-def _check_cursor(cursor: Cursor, name: str, manager: CheckpointManager) -> None:
-    missing = {"history", "totals", "frames", "steps"} - set(cursor.extra)
-    if cursor.kind != "train" or missing:
-        raise ConfigError(
-            f"Checkpoint {name!r} of run {manager.run_key!r} in store {manager.store.url!r} is "
-            f"not a training checkpoint (kind {cursor.kind!r}, missing {sorted(missing)}); "
-            "use another model tag or checkpoint store."
-        )
 
 
 def _zero_totals() -> dict[str, float]:

@@ -28,6 +28,7 @@ import keras
 from keras import layers, ops
 
 from segflow.config import ModelConfig
+from segflow.engine.factory import ModelSpec, build_from_factory
 from segflow.engine.standardize import FillMissing, Standardize
 from segflow.errors import ConfigError
 from storage.validation import invalid_argument, require_positive_int
@@ -205,7 +206,9 @@ def build_model(
         ``many_to_one`` (the output at each row's last unmasked frame).
 
     Raises:
-        ConfigError: If ``stateful`` and ``batch_size`` is not a positive integer.
+        ConfigError: If ``stateful`` and ``batch_size`` is not a positive integer, or the
+            model factory of ``config.model_factory`` cannot be imported or returns a model
+            that breaks segflow's contract (see :mod:`segflow.engine.factory`).
     """
     if stateful or batch_size is not None:
         expected = "a positive integer" if stateful else "a positive integer or None"
@@ -213,6 +216,9 @@ def build_model(
             require_positive_int("batch_size", batch_size)
         except ConfigError:
             raise invalid_argument("batch_size", expected, batch_size) from None
+    if config.model_factory is not None:
+        spec = ModelSpec.from_config(config, batch_size=batch_size, stateful=stateful, seed=seed)
+        return build_from_factory(config.model_factory, spec)
     frames = keras.Input(
         batch_shape=(batch_size, None, *config.frame_shape), dtype=config.input_dtype, name="frames"
     )
