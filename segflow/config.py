@@ -301,6 +301,9 @@ class EvaluateParams(Frozen):
     store: StoreConfig = Field(default_factory=StoreConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     model_tag: ModelTag = Field("default", description="Score predictions/<model_tag>/.")
+    checkpoints: CheckpointConfig | None = Field(
+        None, description="Where the model was exported: its config gives the task."
+    )
     plots_dir: str | None = Field(
         None, description="Write PNGs (confusion matrix, curves, a sequence's predictions) here."
     )
