@@ -103,3 +103,40 @@ def plot_sequence(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_history(history: Sequence[dict[str, float]], title: str = "training") -> bytes:
+    """Training curves as PNG bytes: loss, and the metric, per epoch, training and validation.
+
+    Args:
+        history: One dict per epoch, as :class:`~segflow.training.TrainReport` holds it
+            (``loss``, ``accuracy`` or ``mae``, and their ``val_`` counterparts).
+        title: The figure's title (e.g. the model tag).
+
+    >>> plot_history([{"loss": 1.0, "mae": 0.9}, {"loss": 0.5, "mae": 0.6}])[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history) + 1)
+    names = [n for n in ("loss", "accuracy", "mae") if any(n in h for h in history)]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), dpi=110)
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        for key, style in ((name, "-o"), (f"val_{name}", "--s")):
+            values = [h.get(key, np.nan) for h in history]
+            if not np.isnan(values).all():
+                ax.plot(epochs, values, style, markersize=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

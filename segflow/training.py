@@ -43,9 +43,11 @@ from segflow.progress import StepCallback, StepEvent
 from segflow.registry import (
     best_run_key,
     export_model,
+    export_prefix,
     exported_from,
     train_run_key,
 )
+from segflow.report import plot_history
 from segflow.trainplan import (
     plan_run,
     segment_for,
@@ -56,7 +58,10 @@ from segflow.trainplan import (
 from storage.sequences import SequenceRepository
 from storage.urls import open_store
 
-__all__ = ["TrainReport", "infer_model_config", "train"]  # infer_model_config: re-exported
+__all__ = ["CURVES_FILE", "TrainReport", "infer_model_config", "train"]  # inference's, too
+
+#: The training curves' PNG, written beside the exported model.
+CURVES_FILE = "curves.png"
 
 # What tf.summary.scalar tags a value with, written directly: tf.summary.scalar needs the
 # tensorboard package, while the event files need only TensorFlow.
@@ -177,6 +182,9 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
             best.restore(engine)
         meta = _export_meta(params, cursor, exported, manager.run_key)
         export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
+        if cursor.extra["history"]:  # the training curves beside the model (models/<tag>/)
+            curves = plot_history(cursor.extra["history"], title=params.model_tag)
+            ckpt_store.write_bytes(f"{export_prefix(params.model_tag)}/{CURVES_FILE}", curves)
     return _report(params, config, cursor, name, started, latest, trainer.steps_run)
 
 

@@ -262,3 +262,10 @@ def test_warm_start_continues_the_given_model(tmp_path: Path) -> None:
     assert after[0] == base[0] and after[1]["init_from"] == "base"
     for a, b in zip(base[2], after[2], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_training_curves_are_written_beside_the_model(tmp_path: Path) -> None:
+    _world(tmp_path)
+    train(_params(tmp_path, epochs=2, validation_ids=["r7"]))
+    png = LocalStore(tmp_path / "ckpt").read_bytes("models/t/curves.png")
+    assert png.startswith(b"\x89PNG")
