@@ -16,7 +16,7 @@ import tensorflow as tf
 from segflow.config import ModelConfig
 from segflow.errors import ConfigError
 
-__all__ = ["check_label_shape", "elementwise", "metric_name"]
+__all__ = ["check_label_shape", "elementwise", "known_targets", "metric_name"]
 
 
 def metric_name(config: ModelConfig) -> str:
@@ -85,3 +85,21 @@ def check_label_shape(config: ModelConfig, label_shape: tuple[int, ...] | None) 
             f"{config.outputs} outputs, expected one of {allowed}, got {label_shape}"
         )
     return label_shape
+
+
+def known_targets(labels: tf.Tensor, label_shape: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Labels with missing ones zeroed, and a 0/1 weight per prediction: 0 where it is missing.
+
+    A missing label (NaN: a gap in the data, or past the end of targets shifted by a horizon)
+    takes no loss and no metric; zeroed, it cannot poison the gradient either.
+
+    Args:
+        labels: (..., *label_shape) float labels.
+        label_shape: Shape of one label; a label with any NaN entry is missing.
+
+    Returns:
+        ``(labels, weights)``: weights of the labels' shape without ``label_shape``.
+    """
+    finite = tf.math.is_finite(labels)
+    known = tf.reduce_all(finite, axis=-1) if label_shape else finite
+    return tf.where(finite, labels, tf.zeros_like(labels)), tf.cast(known, tf.float32)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from segflow.engine.engine import as_tensor, pipelined
-from segflow.engine.losses import check_label_shape, elementwise, metric_name
+from segflow.engine.losses import check_label_shape, elementwise, known_targets, metric_name
 from segflow.engine.model import ModelConfig, activate, build_model
 from segflow.errors import ConfigError
 from segflow.progress import StepCallback, StepEvent
@@ -152,12 +152,7 @@ class WindowEngine:
         return self._sums(logits, labels)
 
     def _sums(self, logits: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A missing target (NaN) takes no loss; zeroed, so it cannot poison the gradient.
-        known = tf.math.is_finite(labels)
-        if self.label_shape:
-            known = tf.reduce_all(known, axis=-1)
-        weights = tf.cast(known, tf.float32)
-        labels = tf.where(tf.math.is_finite(labels), labels, tf.zeros_like(labels))
+        labels, weights = known_targets(labels, self.label_shape)
         loss, metric = elementwise(self.config, self.label_shape, logits, labels)
         return {
             "loss_sum": tf.reduce_sum(loss * weights),
