@@ -233,6 +233,7 @@ class PredictionRepository:
         group = self._group(model_tag, sequence_id)
         group.create_array(
             TARGET_TIMES,
+            dimension_names=("time",),
             shape=times.shape,
             chunks=(max(len(times), 1),),
             dtype="float64",
@@ -280,7 +281,7 @@ class PredictionRepository:
             chunks=(meta.segment_length if many else 1, meta.outputs),
             dtype="float32",
             compressors=compressors_for("lz4"),
-            dimension_names=("time", "output"),
+            dimension_names=("time" if many else "sequence", "output"),
             fill_value=float("nan"),
         )
         return array_member(group, OUTPUTS)
@@ -322,6 +323,7 @@ class PredictionRepository:
             row = np.asarray(value, dtype=np.float32)  # (units,), or (H, W, filters)
             group.create_array(
                 f"{STATE}/{_state_name(key)}",
+                dimension_names=tuple(f"{_state_name(key)}_{i}" for i in range(row.ndim)),
                 shape=row.shape,
                 chunks=row.shape,
                 dtype="float32",

@@ -354,7 +354,12 @@ class SequenceRepository:
             per_frame = meta.label_kind != "per_sequence"
             rows = 0 if per_frame else 1
             chunk = segment_length if per_frame else 1
-            _time_array(group, "labels", (rows, *label_shape), label_dtype, chunk, compressors)
+            # One row for the whole sequence is not a time axis: xarray would refuse a "time"
+            # of length 1 beside the frames' (conflicting sizes).
+            first = "time" if per_frame else "sequence"
+            _time_array(
+                group, "labels", (rows, *label_shape), label_dtype, chunk, compressors, first
+            )
         if with_timestamps:
             _time_array(group, "timestamps", (0,), "float64", segment_length, compressors)
         return group
@@ -390,6 +395,7 @@ def _time_array(
     dtype: Any,
     time_chunk: int,
     compressors: list[Any],
+    first: str = "time",
 ) -> zarr.Array:
     return group.create_array(
         name,
@@ -399,7 +405,7 @@ def _time_array(
         compressors=compressors,
         dimension_names=frame_dimension_names(shape[1:])
         if name == "frames"
-        else ("time", *(f"{name}_{i}" for i in range(len(shape) - 1))),
+        else (first, *(f"{name}_{i}" for i in range(len(shape) - 1))),
         fill_value=0,
         # Flat chunk keys (frames/c.3.0.0.0): "/" would nest a directory per index on a local
         # disk, and creating three directories per chunk cost ~40% of an uncompressed write.
