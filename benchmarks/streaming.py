@@ -29,18 +29,40 @@ lanes, so lanes switch sequences mid-run.
   same train step on prebuilt in-memory batches (256-dim features, per-frame regression
   labels). Goal >= 0.95.
 
-What remains between "disk" and "memory" on 2 cores: the batch assembly (one
-``numpy_function`` call per step, ~1 ms of Python for 32 lanes, plus the chunk reads and, for
-video, blosc decoding) runs in a ``tf.data`` thread beside the model, which uses both cores;
-its CPU and its GIL hand-offs with the stepping thread are the gap. Measured before this
-design: ``from_generator`` cost 3-4 ms of CPU per 1 MB batch (and switched glibc's malloc
-to trimming for the whole process); an in-graph ``next()`` over prebuilt tensors ran at
-0.97-1.0 of the eager memory loop, so the consumer side costs nothing. The ratio moves by
-+-5% between runs on a shared machine.
-Measured with this design (A/B in one process, load average 3.5-4.8 on 2 CPUs, so only the
-ratios between rows mean much): training 0.84-0.89 through ``stream`` against 0.93-0.96 for
-the own loop; prediction on par with the own loop. Not yet reaching the goals: the next step
-is a producer without Python per step (see the report of issue 10).
+How "disk" builds batches (see :mod:`segflow.engine.dataset`): Python reads each chunk once
+and, per group of up to 8 consecutive steps, copies the rows they use into one recycled
+array per field and computes their gather indices with a few vectorised NumPy calls
+(:mod:`segflow.engine.stepindex`); per step one ``numpy_function`` call hands those out and
+``tf.gather`` builds the batch in a ``tf.data`` thread, so no Python runs per lane. The
+engine keeps a dataset's iterator from one finished pass to the next, since building a
+dataset and its iterator cost 0.05-0.5 s on this machine (several steps).
+
+Measured (issue 10, second round; 2 CPUs shared with two engineers' test runs, load average
+4-7, so only the ratios between rows of one run mean much; ``--quick`` runs have ~10 steps
+per pass and swing by +-30%):
+
+- before (per-lane Python assembly per step, a new dataset and iterator per pass): the
+  previous engineer's full run at load 3.5-4.8, training 0.84-0.89 through ``stream``
+  against 0.93-0.96 for the own loop; a quick run of that commit beside this one's at load
+  5.5: P2a 0.69 (own loop 0.82), P2b 0.84 (0.70), P6 0.83 (0.75). The first step of a pass
+  waited 0.15 s (building the dataset and its iterator).
+- after, full run at load 4.9-6.5: P1 229x; P2a 0.72 (own loop 0.65); P2b 0.80 (0.81);
+  P6 0.83 (0.78); its quick run at load 4.3-5.0: P2a 1.13, P2b 1.63 (the memory side hit
+  by a neighbour's burst), P6 0.89. The first step of a pass waits about one step (0.03 s).
+- Python's part without the model (``iter_groups`` over the full 256-d set, 59 steps of
+  1 MB): ~1.25 ms of CPU per step, most of it reading chunks (file read into fresh
+  ``bytes``, crc32c), against ~1.6 ms for the per-lane assembly of ``iter_batches``.
+
+So "disk" now costs no more than the own loop did (it was 0.1-0.15 below it), and a pass
+no longer starts by building a dataset. What remains between "disk" and "memory": Python
+reading each chunk and copying the rows a group uses, plus one in-graph gather per step,
+~1.5-2 ms of CPU per 1 MB step beside a ~20-30 ms model step. With the model using both
+cores and the machine loaded 4-6 by other processes, every millisecond of it is taken from
+the model, so the ratios measured here stay below the goals. What would remove most of what
+is left: reading chunks straight into the group's array (``readinto`` on local files, an
+``out=`` for the codecs in ``storage.chunks``), saving a copy and the page faults of fresh
+buffers; and measuring on an idle machine, where the pipeline's thread runs on CPU the model
+leaves idle between ops.
 """
 
 from __future__ import annotations

@@ -284,6 +284,7 @@ class _Trainer:
     last_checkpoint: str | None = None
     steps_run: int = 0
     _writer: Any = field(default=None, repr=False)
+    _counts: list[int] | None = field(default=None, repr=False)
 
     def __enter__(self) -> _Trainer:
         if self.params.tensorboard_dir:
@@ -314,8 +315,9 @@ class _Trainer:
             if extra["steps"] % self.params.checkpoints.every_steps == 0 and index + 1 < per_epoch:
                 self._save(_advance(cursor, cursor.epoch, index + 1, extra))
             if self.on_step is not None:
-                total = self.params.epochs * per_epoch
-                position = cursor.epoch * per_epoch + index + 1
+                # Epochs may differ in steps (the lane order is shuffled): count them all.
+                done_before, total = self._step_counts(cursor.epoch)
+                position = done_before + index + 1
                 self.on_step(
                     StepEvent(
                         frames=frames,
@@ -339,6 +341,12 @@ class _Trainer:
             self.best.save(engine, done, engine.config)
         self._save(done)
         return done
+
+    def _step_counts(self, epoch: int) -> tuple[int, int]:
+        """Steps of the epochs before ``epoch``, and of every epoch of the run."""
+        if self._counts is None:
+            self._counts = [self.feed.steps_in(e) for e in range(self.params.epochs)]
+        return sum(self._counts[:epoch]), sum(self._counts)
 
     def _track_best(self, extra: dict[str, Any], metrics: dict[str, float], epoch: int) -> bool:
         """Record whether ``epoch`` is the best so far, and why training stops, if it does."""

@@ -8,6 +8,7 @@ needs it, ahead of use in a thread pool or inline when asked for.
 from __future__ import annotations
 
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,19 +57,15 @@ class BatchBuffers:
         self._nbytes = offset
         self._keep = keep
         self._blocks: list[np.ndarray] = []
+        self._lock = threading.Lock()
         # What an idle block's count is, measured the way take() measures it.
         for block in [np.empty(1, np.uint8)]:
             self._idle_refs = sys.getrefcount(block)
 
     def take(self) -> dict[str, np.ndarray]:
-        """Return uninitialised batch arrays that nothing else references."""
-        for block in self._blocks:
-            if sys.getrefcount(block) <= self._idle_refs:
-                break
-        else:
-            block = np.empty(self._nbytes + ALIGN, np.uint8)
-            if len(self._blocks) < self._keep:
-                self._blocks.append(block)
+        """Return uninitialised batch arrays that nothing else references (thread-safe)."""
+        with self._lock:
+            block = self._idle_block()
         start = -block.ctypes.data % ALIGN
         return {
             name: block[start + offset : start + offset + _nbytes(shape, dtype)]
@@ -76,6 +73,16 @@ class BatchBuffers:
             .reshape(shape)
             for name, shape, dtype, offset in self._layout
         }
+
+    def _idle_block(self) -> np.ndarray:
+        for block in self._blocks:
+            # Another thread's take() holding it between here and its views counts too.
+            if sys.getrefcount(block) <= self._idle_refs:
+                return block
+        block = np.empty(self._nbytes + ALIGN, np.uint8)
+        if len(self._blocks) < self._keep:
+            self._blocks.append(block)
+        return block
 
 
 def _nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:

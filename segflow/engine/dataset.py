@@ -2,11 +2,14 @@
 
 Training, evaluation and prediction (:meth:`StreamingEngine.stream
 <segflow.engine.engine.StreamingEngine.stream>`) consume this dataset, and so can a user's own
-Keras code. It is ``Dataset.range(start_step, num_steps)`` mapped in order
-(one call at a time) to each step's batch, then prefetched: the batch of a
-step is assembled by :class:`~segflow.engine.reader.StepReader` in one ``tf.numpy_function``
-call, while reader threads read the chunks of the next steps (each chunk once) and the model
-runs the current step.
+Keras code. It is ``Dataset.range(start_step, num_steps)`` mapped in order (one call at a
+time) to each step's batch, then prefetched. The batch is built *in the graph*: Python reads
+the chunks of a group of consecutive steps once (reader threads read the next groups' chunks
+meanwhile), copies the rows those steps use into one array per field and computes every
+step's gather indices with a few vectorised NumPy calls (:mod:`segflow.engine.stepindex`);
+per step, one ``tf.numpy_function`` call hands out the group's arrays (TensorFlow takes them
+without a copy) and the step's indices, and ``tf.gather`` places the rows, padding and NaN
+targets in a ``tf.data`` thread, without the GIL. No Python runs per lane.
 
 Why not ``Dataset.from_generator``: measured on 2 cores it cost 3-4 ms of CPU per 1 MB batch,
 and creating one switches glibc's ``malloc`` to trimming (``M_TRIM_THRESHOLD`` is set by
@@ -14,8 +17,11 @@ TensorFlow's generator op), which slows every large allocation of the process af
 the model's included. A mapped ``numpy_function`` over step indices has neither cost.
 Why not a graph-only reader (``tf.io.read_file`` + ``decode_raw``): stored chunks carry a
 crc32c checksum TensorFlow cannot check, blosc chunks need a Python codec, and S3 chunks
-come through fsspec; the Python per step is the batch assembly only (~1 ms for 32 lanes),
-done in a ``tf.data`` thread, in parallel with the model.
+come through fsspec; so Python reads and checks each chunk, once.
+Why groups and not a ``flat_map`` over them: building and instantiating nested dataset
+functions measured 0.3-1 s per pass on a busy machine; the per-step map costs ~0.1 ms of
+Python. Building a dataset and its iterator still costs 0.05-0.5 s, so the engine keeps an
+iterator whose pass ended for the next pass (:class:`StepIterators`).
 
 TensorFlow is imported only when a dataset is built, so the reader and the chunk sources stay
 usable without it.
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
 
     from storage.sequences import SequenceRepository
 
-__all__ = ["StepFeed", "make_dataset", "reader_dataset"]
+__all__ = ["StepFeed", "StepIterators", "make_dataset", "reader_dataset"]
 
 
 def make_dataset(
@@ -49,7 +57,7 @@ def make_dataset(
     with_labels: bool,
     start_step: int = 0,
     prefetch: int = 2,
-    readahead: int = 2,
+    readahead: int | None = None,
     workers: int | None = None,
 ) -> tf.data.Dataset:
     """Return the stateful segment dataset of stored sequences, in schedule order.
@@ -79,8 +87,8 @@ def make_dataset(
         with_labels: Whether batches carry ``labels``.
         start_step: First step (a resume cursor).
         prefetch: Batches kept ready ahead of the consumer (or ``tf.data.AUTOTUNE``).
-        readahead: Steps of chunks read ahead by the reader threads (see
-            :meth:`StepReader.iter_batches`).
+        readahead: Groups of steps whose chunks are read ahead (see
+            :meth:`StepReader.iter_groups`); default: enough for two steps.
         workers: Reader threads (None: chosen by :meth:`StepReader.iter_batches`).
 
     Returns:
@@ -113,7 +121,7 @@ def reader_dataset(
     *,
     start_step: int = 0,
     prefetch: int = 2,
-    readahead: int = 2,
+    readahead: int | None = None,
     workers: int | None = None,
 ) -> tf.data.Dataset:
     """Return the dataset of ``reader``'s batches from ``start_step`` (see :func:`make_dataset`).
@@ -131,7 +139,13 @@ def reader_dataset(
 
 
 class StepFeed:
-    """Serves ``reader``'s batches by step index to a ``tf.data`` pipeline, reading ahead.
+    """Serves ``reader``'s steps to a ``tf.data`` pipeline, read a group of steps at a time.
+
+    Python's part per group of steps (:meth:`StepReader.iter_groups`): read each chunk once,
+    copy the rows the group uses into one array per field, and compute the gather indices
+    of its steps with a few NumPy calls. Per step, :meth:`read` only hands out the group's
+    arrays (TensorFlow takes them without a copy) and that step's slice of the indices; the
+    graph gathers the batch (see :meth:`dataset`) in a ``tf.data`` thread, without the GIL.
 
     Steps are asked for in order; a step other than the next one (a new pass over the
     dataset, or a resume) restarts the reading there. The reader threads stop when the last
@@ -140,11 +154,13 @@ class StepFeed:
     Args:
         reader: The batches.
         start_step: First step of the datasets built from this feed.
-        readahead: Steps of chunks read ahead (see :meth:`StepReader.iter_batches`).
+        group_steps: Steps per group at most (default :attr:`StepReader.group_steps`).
+        readahead: Groups of chunks read ahead (see :meth:`StepReader.iter_groups`);
+            default: enough groups for two steps.
         workers: Reader threads (see :meth:`StepReader.iter_batches`).
 
     Raises:
-        ConfigError: On a bad ``start_step``, ``readahead`` or ``workers``.
+        ConfigError: On a bad ``start_step``, ``group_steps``, ``readahead`` or ``workers``.
     """
 
     def __init__(
@@ -152,20 +168,28 @@ class StepFeed:
         reader: StepReader,
         *,
         start_step: int = 0,
-        readahead: int = 2,
+        group_steps: int | None = None,
+        readahead: int | None = None,
         workers: int | None = None,
     ) -> None:
-        # Bad arguments fail here rather than inside tf.data (iter_batches checks them when
-        # called, and starts no thread before its first batch).
-        _close_batches(
-            {"batches": reader.iter_batches(start_step, readahead=readahead, workers=workers)}
+        group_steps = reader.group_steps if group_steps is None else group_steps
+        if readahead is None:  # read at least two steps ahead, as the reader does
+            readahead = -(-2 // max(group_steps, 1))
+        # Bad arguments fail here rather than inside tf.data (iter_groups checks them when
+        # called, and starts no thread before its first group).
+        groups = reader.iter_groups(
+            start_step, group_steps=group_steps, readahead=readahead, workers=workers
         )
+        _close_batches({"batches": groups})
         self.reader = reader
         self.start_step = start_step
+        self.group_steps = group_steps
         self._readahead, self._workers = readahead, workers
-        self._names = tuple(reader.batch_spec())
+        self._names: tuple[str, ...] = ("frames", "frame_index", "valid", "reset", "ends")
+        if reader.with_labels:
+            self._names += ("labels", "label_index")
         self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"batches": None, "next": -1}
+        self._state: dict[str, Any] = {"batches": None, "next": -1, "group": None}
         # The generator owns reader threads: stop them when the feed goes away unclosed.
         weakref.finalize(self, _close_batches, self._state)
 
@@ -173,36 +197,72 @@ class StepFeed:
         """Return the dataset of the batches from ``start_step``, ``prefetch`` kept ready."""
         import tensorflow as tf
 
-        spec = self.reader.batch_spec()
-        dtypes = [tf.as_dtype(spec[name][1]) for name in self._names]
+        reader = self.reader
+        b, length = reader.lanes, reader.segment_length
+        spec = reader.batch_spec()
+        shapes = {
+            "frames": (None, *reader.frame_shape),
+            "frame_index": (b, length),
+            "valid": (b,),
+            "reset": (b,),
+            "ends": (b,),
+            "labels": (None, *(reader.label_shape or ())),
+            "label_index": (b, length),
+        }
+        dtypes = {"frames": reader.frame_dtype, "labels": np.float32, "reset": bool, "ends": bool}
+        tf_dtypes = [tf.as_dtype(dtypes.get(name, np.int32)) for name in self._names]
 
         def element(index: tf.Tensor) -> dict[str, tf.Tensor]:
-            arrays = tf.numpy_function(self.read, [index], dtypes, stateful=True)
-            return {
-                name: tf.ensure_shape(array, spec[name][0])
+            arrays = tf.numpy_function(self.read, [index], tf_dtypes, stateful=True)
+            parts = {
+                name: tf.ensure_shape(array, shapes[name])
                 for name, array in zip(self._names, arrays, strict=True)
             }
+            batch = {
+                "frames": tf.gather(parts["frames"], parts["frame_index"]),
+                "mask": tf.range(length) < parts["valid"][:, tf.newaxis],
+                "reset": parts["reset"],
+                "ends": parts["ends"],
+            }
+            if "labels" in parts:
+                batch["labels"] = tf.gather(parts["labels"], parts["label_index"])
+            return {name: tf.ensure_shape(batch[name], spec[name][0]) for name in spec}
 
-        steps = tf.data.Dataset.range(self.start_step, self.reader.num_steps)
-        # No num_parallel_calls: one call at a time, in order (the reader's chunk cache
-        # follows the schedule); the reader threads already read ahead in parallel.
+        steps = tf.data.Dataset.range(self.start_step, reader.num_steps)
+        # No num_parallel_calls: one call at a time, in order (reading follows the schedule);
+        # the batch is gathered in the same tf.data thread, while the model runs.
         return steps.map(element).prefetch(prefetch)
 
     def read(self, index: Any) -> list[np.ndarray]:
-        """Return the arrays of step ``index``'s batch, in :meth:`StepReader.batch_spec` order."""
+        """Return what the graph builds step ``index``'s batch from, in :meth:`dataset`'s order.
+
+        That is the arrays of the step's group (rows of frames, labels) and the step's part
+        of its indices (``frame_index``, ``valid``, ``reset``, ``ends``, ``label_index``); see
+        :class:`~segflow.engine.reader.StepGroup`.
+        """
         index = int(index)
         with self._lock:
             state = self._state
+            group = state["group"]
             if state["next"] != index:
                 _close_batches(state)
-                state["batches"] = self.reader.iter_batches(
-                    index, readahead=self._readahead, workers=self._workers
+                state["batches"] = self.reader.iter_groups(
+                    index,
+                    group_steps=self.group_steps,
+                    readahead=self._readahead,
+                    workers=self._workers,
                 )
-            batch = next(state["batches"])
+                group = None
+            if group is None or index >= group.first_step + group.steps:
+                group = state["group"] = next(state["batches"])
             state["next"] = index + 1
             if state["next"] == self.reader.num_steps:
                 _close_batches(state)  # the last step: stop the reader threads now
-        return [batch[name] for name in self._names]
+        k = index - group.first_step
+        return [
+            value if name in ("frames", "labels") else value[k]
+            for name, value in ((name, getattr(group, name)) for name in self._names)
+        ]
 
     def close(self) -> None:
         """Stop reading ahead (the next :meth:`read` starts again)."""
@@ -216,9 +276,62 @@ class StepFeed:
         self.close()
 
 
+class StepIterators:
+    """Iterators over readers' datasets, kept from one full pass to the next.
+
+    Building a dataset and an iterator costs 0.05-0.5 s on a busy 2-core machine (function
+    tracing and instantiation): as much as several steps. :meth:`open` hands out an iterator
+    over the repeated dataset of ``reader`` from ``start_step``; one whose pass was consumed
+    to the end is positioned at the start of the next pass, so it is kept for the next
+    :meth:`open` of the same reader and start (an epoch, a validation pass). An iterator
+    left part-way (an abandoned or failed pass) is dropped with its feed.
+
+    Args:
+        keep: Iterators kept at most (the least recently used is dropped).
+    """
+
+    def __init__(self, keep: int = 2) -> None:
+        self._keep = keep
+        self._idle: OrderedDict[tuple[int, int], tuple[StepReader, StepFeed, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def open(self, reader: StepReader, start_step: int = 0) -> Iterator[Any]:
+        """Yield an iterator over ``reader``'s batches from ``start_step``, then the next pass's.
+
+        The ``with`` block must consume exactly one pass (``reader.num_steps - start_step``
+        elements) to leave the iterator reusable; leaving it by an exception drops it.
+
+        Raises:
+            ConfigError: As :class:`StepFeed`.
+        """
+        key = (id(reader), start_step)
+        with self._lock:
+            entry = self._idle.pop(key, None)
+        if entry is None or entry[0] is not reader:
+            feed = StepFeed(reader, start_step=start_step)
+            entry = (reader, feed, iter(feed.dataset().repeat()))
+        try:
+            yield entry[2]
+        except BaseException:
+            entry[1].close()
+            raise
+        with self._lock:
+            self._idle[key] = entry
+            while len(self._idle) > self._keep:
+                self._idle.popitem(last=False)[1][1].close()
+
+    def clear(self) -> None:
+        """Drop every kept iterator."""
+        with self._lock:
+            idle, self._idle = list(self._idle.values()), OrderedDict()
+        for _, feed, _ in idle:
+            feed.close()
+
+
 def _close_batches(state: dict[str, Any]) -> None:
     batches: Iterator[Any] | None = state["batches"]
-    state.update(batches=None, next=-1)
+    state.update(batches=None, next=-1, group=None)
     close = getattr(batches, "close", None)
     if close is not None:
         close()

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from segflow.engine.dataset import StepIterators
 from segflow.engine.lanes import reset_all, reset_lanes, state_variables
 from segflow.engine.losses import check_label_shape, elementwise, metric_name
 from segflow.engine.model import ModelConfig, activate, build_model
@@ -106,6 +107,8 @@ class StreamingEngine:
         self.train_step = tf.function(self._train_step, input_signature=specs)
         self.eval_step = tf.function(self._eval_step, input_signature=specs)
         self._next_steps: dict[str, Callable[..., Any]] = {}
+        # Datasets' iterators kept between passes of stream() (see StepIterators).
+        self._iterators = StepIterators()
 
     # ---------------------------------------------------------------- step functions (graph)
 
@@ -297,7 +300,9 @@ class StreamingEngine:
 
         This is the production input path of training, evaluation and prediction: the
         reader's batches are read ahead while a step runs, and each step's result is handed
-        back with the schedule step it ran.
+        back with the schedule step it ran. The dataset's iterator of a pass run to the end
+        is kept for the next pass over the same reader from the same step (an epoch): see
+        :class:`~segflow.engine.dataset.StepIterators`.
 
         Args:
             reader: The batches (with labels for ``train`` and ``evaluate``).
@@ -324,11 +329,8 @@ class StreamingEngine:
                 "with with_labels=True."
             )
 
-        from segflow.engine.dataset import StepFeed
-
         step_fn = self._next_step(mode)
-        with StepFeed(reader, start_step=start_step) as feed:
-            iterator = iter(feed.dataset())
+        with self._iterators.open(reader, start_step) as iterator:
             reset_given = tf.constant(True)
 
             def run(step: Step) -> Any:

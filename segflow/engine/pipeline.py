@@ -14,6 +14,7 @@ by concept:
 - :mod:`segflow.engine.chunks`: chunk sources (:class:`ChunkSource`, :class:`ArrayChunks`,
   :class:`ZarrChunks`, :class:`OffsetChunks`) and :class:`SequenceChunks`;
 - :mod:`segflow.engine.readplan`: the pure plan (batch layout, chunk keys of each step);
+- :mod:`segflow.engine.stepindex`: each group of steps as rows to read and gather indices;
 - :mod:`segflow.engine.buffers`: recycled batch arrays and the chunk prefetcher;
 - :mod:`segflow.engine.reader`: :class:`StepReader`, which reads and assembles the batches;
 - :mod:`segflow.engine.dataset`: :func:`make_dataset` and :func:`reader_dataset` (TensorFlow).
@@ -48,10 +49,16 @@ features ~0.4 GB/s, ~10x naive):
   memory stays bounded by a few steps of chunks. Uncompressed chunks on a local disk are read
   inline, when a batch is assembled: a read there costs less than the futures and the GIL
   hand-offs of a pool (measured 5-10% of a small model's step).
-- A batch is assembled in one tight loop over lanes, one slice copy per lane and array.
-- Batch arrays are 64-byte aligned, so TensorFlow takes them without a copy (through DLPack,
-  see :func:`segflow.engine.engine.as_tensor`), and recycled only when nothing references them
-  any more (see :class:`~segflow.engine.buffers.BatchBuffers`).
+- The dataset builds batches in the graph: per group of a few consecutive steps, Python
+  copies the rows the steps use into one array per field (one concatenation) and computes
+  every step's gather indices with a few vectorised NumPy calls
+  (:mod:`segflow.engine.stepindex`); ``tf.gather`` then places rows, padding and NaN targets
+  in a ``tf.data`` thread. :meth:`StepReader.iter_batches` (NumPy batches, no TensorFlow)
+  assembles each batch in one tight loop over lanes, one slice copy per lane and array.
+- Rows and batch arrays are 64-byte aligned, so TensorFlow takes them without a copy
+  (``numpy_function`` results, or DLPack, see :func:`segflow.engine.engine.as_tensor`), and
+  recycled only when nothing references them any more (see
+  :class:`~segflow.engine.buffers.BatchBuffers`).
 """
 
 from __future__ import annotations

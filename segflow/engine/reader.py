@@ -2,7 +2,9 @@
 
 :class:`StepReader` plans which chunks each step needs (:mod:`segflow.engine.readplan`), has
 them read once each, ahead of use (:class:`~segflow.engine.buffers.Prefetcher`), and copies
-each step's rows into recycled batch arrays (:class:`~segflow.engine.buffers.BatchBuffers`).
+each step's rows into recycled batch arrays (:class:`~segflow.engine.buffers.BatchBuffers`);
+or, for the ``tf.data`` pipeline, serves groups of steps as the rows they read and gather
+indices (:meth:`StepReader.iter_groups`, :mod:`segflow.engine.stepindex`).
 The batch format and what keeps it fast are described in :mod:`segflow.engine.pipeline`.
 """
 
@@ -28,16 +30,27 @@ from segflow.engine.readplan import (
     step_chunk_keys,
 )
 from segflow.engine.scheduler import Step, schedule
+from segflow.engine.stepindex import (
+    GroupIndex,
+    StepGroup,
+    StepIndexPlan,
+    fill_group,
+    group_index,
+)
 from segflow.errors import ConfigError
 from storage.validation import require_positive_int
 
 if TYPE_CHECKING:
     from storage.sequences import SequenceRepository
 
-__all__ = ["DEFAULT_WORKERS", "StepReader"]
+__all__ = ["DEFAULT_WORKERS", "GROUP_BYTES", "MAX_GROUP_STEPS", "StepReader"]
 
 #: Default number of reader threads: enough to overlap file reads with decoding on 2 cores.
 DEFAULT_WORKERS = 4
+#: Batch bytes a group of steps (see :meth:`StepReader.iter_groups`) aims at, at most.
+GROUP_BYTES = 8 * 2**20
+#: Steps per group at most: enough to make the Python per step negligible.
+MAX_GROUP_STEPS = 8
 
 
 class StepReader:
@@ -106,6 +119,8 @@ class StepReader:
         self._positions = np.arange(segment_length)
         self._cache: dict[ChunkKey, np.ndarray] = {}
         self._buffers = BatchBuffers(self._spec)
+        self._index_plan: StepIndexPlan | None = None
+        self._row_buffers: dict[int, BatchBuffers] = {}
 
     @classmethod
     def from_sources(
@@ -243,14 +258,19 @@ class StepReader:
             ConfigError: On a negative ``readahead`` or ``workers``, or a bad ``start_step``
                 (raised here, not at the first ``next``).
         """
+        workers = self._workers(readahead, workers)
+        return self._iter_batches(self.steps(start_step), readahead, workers)
+
+    def _workers(self, readahead: int, workers: int | None) -> int:
+        """Check ``readahead`` and ``workers``; return the number of reader threads."""
         if readahead < 0 or (workers is not None and workers < 0):
             raise ConfigError(
                 f"Received readahead={readahead!r}, workers={workers!r}; expected "
                 "readahead >= 0 and workers >= 0."
             )
         if workers is None:
-            workers = 0 if self.cheap_reads else DEFAULT_WORKERS
-        return self._iter_batches(self.steps(start_step), readahead, workers)
+            return 0 if self.cheap_reads else DEFAULT_WORKERS
+        return workers
 
     @property
     def cheap_reads(self) -> bool:
@@ -283,6 +303,119 @@ class StepReader:
                     window.append((upcoming, chunks.acquire(self.chunk_keys(upcoming))))
                 chunks.release(keys)
                 yield batch
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- groups of steps (what the tf.data pipeline serves) ------------------------------------
+
+    @property
+    def group_steps(self) -> int:
+        """Default steps per group: :data:`GROUP_BYTES` of batches, 1 to :data:`MAX_GROUP_STEPS`."""
+        batch_bytes = sum(
+            int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            for shape, dtype in self._spec.values()
+        )
+        return max(1, min(MAX_GROUP_STEPS, GROUP_BYTES // max(batch_bytes, 1)))
+
+    def group_starts(self, start_step: int = 0, group_steps: int | None = None) -> list[int]:
+        """First steps of the groups from ``start_step``, then ``num_steps`` (the end).
+
+        Groups grow 1, 2, 4, ... steps up to ``group_steps`` (default :attr:`group_steps`),
+        so the first step is served after reading one step's chunks, not a whole group's.
+
+        >>> StepReader.from_arrays([np.zeros(64)], lanes=1, segment_length=2).group_starts(
+        ...     3, group_steps=4)
+        [3, 4, 6, 10, 14, 18, 22, 26, 30, 32]
+        """
+        size = require_positive_int(
+            "group_steps", self.group_steps if group_steps is None else group_steps
+        )
+        starts, step, grow = [], start_step, 1
+        while step < self.num_steps:
+            starts.append(step)
+            step, grow = step + grow, min(2 * grow, size)
+        return [*starts, self.num_steps]
+
+    def iter_groups(
+        self,
+        start_step: int = 0,
+        *,
+        group_steps: int | None = None,
+        first_group: int = 0,
+        readahead: int = 1,
+        workers: int | None = None,
+    ) -> Iterator[StepGroup]:
+        """Yield the steps from ``start_step`` on in groups (see :class:`StepGroup`).
+
+        Each chunk a group needs is read once (chunks shared with the next group are kept),
+        and only the rows the group uses are copied, in one concatenation per field: no Python
+        runs per lane. The groups are those of :meth:`group_starts`; every step's batch is
+        the same whatever the grouping, so resuming at any step is exact. The rows arrays are
+        recycled once nothing (no tensor either) references them.
+
+        Args:
+            start_step: First step (a resume cursor).
+            group_steps: Steps per group at most (default :attr:`group_steps`); groups are
+                those of :meth:`group_starts`.
+            first_group: First group to yield (a restart part-way).
+            readahead: Groups whose chunks are read ahead (as in :meth:`iter_batches`).
+            workers: Reader threads (as in :meth:`iter_batches`).
+
+        Raises:
+            ConfigError: On a bad ``start_step``, ``group_steps``, ``readahead`` or
+                ``workers`` (raised here, not at the first ``next``).
+        """
+        self.steps(start_step)  # checks it
+        starts = self.group_starts(start_step, group_steps)
+        workers = self._workers(readahead, workers)
+        if self._index_plan is None:
+            self._index_plan = StepIndexPlan.of(self.layout)
+        size = max((b - a for a, b in itertools.pairwise(starts)), default=1)
+        capacity = size * self.lanes * self.segment_length  # rows a group never exceeds
+        plan = self._index_plan
+        indices = (
+            group_index(plan, a, b - a, pad_row=capacity)
+            for a, b in itertools.pairwise(starts[first_group:])
+        )
+        return self._iter_groups(indices, readahead, workers, self._group_buffers(capacity))
+
+    def _group_buffers(self, capacity: int) -> BatchBuffers:
+        """Recycled rows arrays for groups of ``capacity`` rows, kept for the next pass."""
+        buffers = self._row_buffers.get(capacity)
+        if buffers is None:
+            spec: BatchSpec = {FRAMES: ((capacity + 1, *self.frame_shape), self.frame_dtype)}
+            if self.label_shape is not None:
+                spec[LABELS] = ((capacity + 2, *self.label_shape), np.dtype(np.float32))
+            buffers = self._row_buffers[capacity] = BatchBuffers(spec)
+        return buffers
+
+    def _iter_groups(
+        self,
+        indices: Iterator[GroupIndex],
+        readahead: int,
+        workers: int,
+        buffers: BatchBuffers,
+    ) -> Iterator[StepGroup]:
+        pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segflow-read")
+            if workers
+            else None
+        )
+        chunks = Prefetcher(pool, self._read)
+        try:
+            window = deque(
+                (index, chunks.acquire(_group_keys(index)))
+                for index in itertools.islice(indices, readahead + 1)
+            )
+            while window:
+                index, keys = window.popleft()
+                group = fill_group(index, chunks.get, buffers.take())
+                upcoming = next(indices, None)
+                if upcoming is not None:
+                    window.append((upcoming, chunks.acquire(_group_keys(upcoming))))
+                chunks.release(keys)
+                yield group
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -350,6 +483,10 @@ def _open(
             "SequenceRepository to open it from, or an opened SequenceChunks."
         )
     return open_sequence(repo, entry, with_labels=with_labels, direct=direct)
+
+
+def _group_keys(index: GroupIndex) -> list[ChunkKey]:
+    return index.frames.keys + (index.labels.keys if index.labels is not None else [])
 
 
 def _copy_rows(

@@ -1,9 +1,10 @@
 """Windows as a ``tf.data.Dataset``: what windowed training feeds, and users' ``model.fit``.
 
-Python reads each *pool* of rows once (:meth:`WindowReader.iter_pools`: one generator
-element per pool, thousands of windows); the graph then cuts every batch out of the pool with
-``tf.gather`` over index ranges, in TensorFlow's threads. No Python runs per window or per
-batch, and a window is only ever materialised inside its batch. Elements are Keras' form::
+Python reads each *pool* of rows once (:meth:`WindowReader.iter_pools`: one mapped
+``numpy_function`` call per pool, thousands of windows); the graph then cuts every batch
+out of the pool with ``tf.gather`` over index ranges, in TensorFlow's threads. No Python runs
+per window or per batch, and a window is only ever materialised inside its batch. Elements
+are Keras' form::
 
     ({"frames": (b, N, *row_shape), "mask": (b, N) bool}, labels (b, *label_row) float32)
 
@@ -14,7 +15,9 @@ TensorFlow is imported only when a dataset is built.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,24 +65,8 @@ def window_dataset(
     import tensorflow as tf
 
     reader.check_position(epoch, start_batch)  # here, not inside tf.data at the first element
-    iterations = iter(range(epoch, 2**62)) if reshuffle_each_iteration else None
-
-    def pools() -> Iterator[tuple[np.ndarray, ...]]:
-        current = next(iterations) if iterations is not None else epoch
-        first = start_batch if current == epoch else 0
-        for rows in reader.iter_pools(current, first):
-            item = (rows.frames, rows.labels, rows.starts, rows.targets)
-            del rows  # while suspended, hold nothing: tf.data has its own copy of the pool
-            yield item
-            del item
-
+    pools = _pool_dataset(reader, epoch, start_batch, reshuffle_each_iteration)
     steps = reader.time_steps
-    signature = (
-        tf.TensorSpec((None, *reader.row_shape), tf.as_dtype(reader.dtype)),
-        tf.TensorSpec((None, *reader.label_shape), tf.float32),
-        tf.TensorSpec((None,), tf.int64),
-        tf.TensorSpec((None,), tf.int64),
-    )
     size = reader.batch_size
 
     def batches(frames: Any, labels: Any, starts: Any, targets: Any) -> tf.data.Dataset:
@@ -95,10 +82,9 @@ def window_dataset(
 
         return tf.data.Dataset.range((count + size - 1) // size).map(cut)
 
-    dataset = tf.data.Dataset.from_generator(pools, output_signature=signature)
     # The next pool is read (Python, GIL released while TensorFlow trains) while batches are
     # cut from the current one.
-    dataset = dataset.prefetch(1).flat_map(batches)
+    dataset = pools.prefetch(1).flat_map(batches)
     remaining = reader.num_batches - start_batch
     if reshuffle_each_iteration:
         # Only the first iteration resumes part-way; the cardinality is an epoch's.
@@ -109,6 +95,52 @@ def window_dataset(
     # tf.data runs functions single-threaded by default; the gathers copy megabytes a batch.
     options.threading.max_intra_op_parallelism = 0
     return dataset.with_options(options).prefetch(prefetch)
+
+
+def _pool_dataset(
+    reader: WindowReader, epoch: int, start_batch: int, reshuffle: bool
+) -> tf.data.Dataset:
+    """The rows of each pool, read by a mapped ``numpy_function`` over pool indices.
+
+    Not ``Dataset.from_generator``: it costs milliseconds of Python per element, and creating
+    one switches glibc's ``malloc`` to trimming for the whole process (TensorFlow sets
+    ``M_TRIM_THRESHOLD``), which slows every large allocation afterwards. Each iteration
+    over the dataset asks for its epoch once (the next one when ``reshuffle``); only the
+    iteration of ``epoch`` starts at ``start_batch``.
+    """
+    import tensorflow as tf
+
+    epochs = itertools.count(epoch)
+    lock = threading.Lock()
+    pool_batches = reader.plan.pool_batches
+    first_pool = start_batch // pool_batches
+
+    def next_epoch() -> np.ndarray:
+        if not reshuffle:
+            return np.array(epoch, np.int64)
+        with lock:
+            return np.array(next(epochs), np.int64)
+
+    def read_pool(current: Any, index: Any) -> list[np.ndarray]:
+        current, index = int(current), int(index)
+        first = start_batch if current == epoch and index == first_pool else index * pool_batches
+        rows = next(reader.iter_pools(current, first))
+        return [rows.frames, rows.labels, rows.starts, rows.targets]
+
+    dtypes = [tf.as_dtype(reader.dtype), tf.float32, tf.int64, tf.int64]
+    shapes = [(None, *reader.row_shape), (None, *reader.label_shape), (None,), (None,)]
+
+    def pools(current: tf.Tensor) -> tf.data.Dataset:
+        def pool(index: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            arrays = tf.numpy_function(read_pool, [current, index], dtypes, stateful=True)
+            return tuple(tf.ensure_shape(a, shape) for a, shape in zip(arrays, shapes, strict=True))
+
+        first = tf.where(current == epoch, tf.constant(first_pool, tf.int64), 0)
+        return tf.data.Dataset.range(first, reader.plan.num_pools).map(pool)
+
+    start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+    current = start.map(lambda _: tf.numpy_function(next_epoch, [], tf.int64, stateful=True))
+    return current.flat_map(pools)
 
 
 def window_training_dataset(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segflow.engine import buffers, chunks, dataset, pipeline, reader, readplan
+from segflow.engine import buffers, chunks, dataset, pipeline, reader, readplan, stepindex
 from segflow.engine.pipeline import (
     ArrayChunks,
     OffsetChunks,
@@ -48,7 +48,7 @@ def test_pipeline_exports_the_public_names_of_its_parts() -> None:
     owners = {name: module for module in (chunks, reader, dataset) for name in module.__all__}
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is getattr(owners[name], name), name
-    for module in (buffers, chunks, dataset, reader, readplan):
+    for module in (buffers, chunks, dataset, reader, readplan, stepindex):
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from segflow.engine.dataset import StepFeed, make_dataset, reader_dataset
+from segflow.engine.dataset import StepFeed, StepIterators, make_dataset, reader_dataset
 from segflow.engine.engine import StreamingEngine, as_tensor, pipelined
 from segflow.engine.model import ModelConfig
 from segflow.engine.reader import StepReader
@@ -79,10 +79,44 @@ def test_make_dataset_reads_a_store_from_a_start_step(tmp_path: Path) -> None:
 def test_feed_restarts_on_any_step_and_closes() -> None:
     reader = labelled_reader()
     want = [copied(b) for b in reader.iter_batches()]
-    with StepFeed(reader) as feed:
-        for index in (3, 4, 0, 1, 1):  # out of order: restarts, same arrays
-            got = dict(zip(reader.batch_spec(), feed.read(index), strict=True))
-            assert_batches_equal([copied(got)], [want[index]])
+    with StepFeed(reader, group_steps=2) as feed:
+        for index in (3, 4, 0, 1, 1, 2):  # out of order: restarts, same batches
+            parts = dict(
+                zip(
+                    ("frames", "frame_index", "valid", "reset", "ends", "labels", "label_index"),
+                    feed.read(index),
+                    strict=True,
+                )
+            )
+            got = {
+                "frames": parts["frames"][parts["frame_index"]],
+                "labels": parts["labels"][parts["label_index"]],
+                "mask": np.arange(SEGMENT) < parts["valid"][:, None],
+                "reset": parts["reset"],
+                "ends": parts["ends"],
+            }
+            assert_batches_equal([got], [want[index]])
+
+
+@pytest.mark.parametrize("group_steps", [1, 3, 8])
+def test_groups_equal_the_batches_whatever_the_grouping(group_steps: int) -> None:
+    reader = labelled_reader(shorter_labels=True)
+    want = [copied(b) for b in reader.iter_batches()]
+    for start in (0, 2):
+        got = []
+        for group in reader.iter_groups(start, group_steps=group_steps):
+            for k in range(group.steps):
+                assert group.labels is not None and group.label_index is not None
+                got.append(
+                    {
+                        "frames": group.frames[group.frame_index[k]],
+                        "labels": group.labels[group.label_index[k]],
+                        "mask": np.arange(SEGMENT) < group.valid[k][:, None],
+                        "reset": group.reset[k].copy(),
+                        "ends": group.ends[k].copy(),
+                    }
+                )
+        assert_batches_equal(got, want[start:])
 
 
 # -- stream on the dataset equals the old loop -----------------------------------------------
@@ -205,3 +239,88 @@ def test_a_store_on_s3_streams(s3_store_url: str, s3_storage_options: dict[str, 
     expected = [out for _, out in b.stream(memory, "predict")]
     for x, y in zip(got, expected, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def random_reader(rng: np.random.Generator) -> StepReader:
+    """Sequences of random lengths (some empty), chunkings, label kinds and label lengths."""
+    from segflow.engine.chunks import ArrayChunks, SequenceChunks
+
+    with_labels = bool(rng.integers(0, 2))
+    sequences = []
+    for i, length in enumerate(rng.integers(0, 20, size=int(rng.integers(1, 8)))):
+        frames = ArrayChunks(rng.standard_normal((length, 2)), int(rng.integers(1, 7)))
+        labels, whole = None, with_labels and rng.integers(0, 3) == 0
+        if whole:  # one label for the whole sequence
+            labels = ArrayChunks(rng.standard_normal((1, 3)), 1)
+        elif with_labels:  # maybe fewer label rows than frames (a horizon)
+            rows = max(int(length) - int(rng.integers(0, 4)), 0)
+            labels = ArrayChunks(rng.standard_normal((rows, 3)), int(rng.integers(1, 7)))
+        sequences.append(SequenceChunks(str(i), frames, labels, bool(whole)))
+    if not any(s.length for s in sequences):
+        sequences.append(
+            SequenceChunks(
+                "x",
+                ArrayChunks(np.ones((3, 2)), 2),
+                ArrayChunks(np.ones((3, 3)), 2) if with_labels else None,
+            )
+        )
+    lanes, length = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    return StepReader.from_sources(
+        sequences, lanes=lanes, segment_length=length, with_labels=with_labels
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_group_index_against_the_readers_own_assembly(seed: int) -> None:
+    # The reader's per-lane assembly (iter_batches) is the brute-force oracle.
+    rng = np.random.default_rng(seed)
+    reader = random_reader(rng)
+    want = [copied(b) for b in reader.iter_batches()]
+    size = int(rng.integers(1, 5))
+    start = int(rng.integers(0, reader.num_steps))
+    got = []
+    for group in reader.iter_groups(start, group_steps=size):
+        for k in range(group.steps):
+            batch = {
+                "frames": group.frames[group.frame_index[k]],
+                "mask": np.arange(reader.segment_length) < group.valid[k][:, None],
+                "reset": group.reset[k].copy(),
+                "ends": group.ends[k].copy(),
+            }
+            if group.labels is not None and group.label_index is not None:
+                batch["labels"] = group.labels[group.label_index[k]]
+            got.append(batch)
+    assert_batches_equal(got, want[start:])
+
+
+def test_a_finished_pass_leaves_its_iterator_for_the_next() -> None:
+    reader = labelled_reader()
+    want = [copied(b) for b in reader.iter_batches(1)]
+    iterators = StepIterators()
+    kept = []
+    for _ in range(2):
+        with iterators.open(reader, 1) as iterator:
+            kept.append(iterator)
+            got = [next(iterator) for _ in want]
+        assert_batches_equal([{k: v.numpy() for k, v in b.items()} for b in got], want)
+    assert kept[0] is kept[1]
+    with pytest.raises(KeyError), iterators.open(reader, 1) as iterator:
+        next(iterator)
+        raise KeyError  # a pass left part-way: its iterator is dropped
+    with iterators.open(reader, 1) as iterator:
+        assert iterator is not kept[0]
+        got = [next(iterator) for _ in want]
+    assert_batches_equal([{k: v.numpy() for k, v in b.items()} for b in got], want)
+    iterators.clear()
+
+
+def test_stream_passes_repeat_exactly() -> None:
+    reader = labelled_reader()
+    engine = new_engine()
+    passes = []
+    for _ in range(3):
+        engine.reset_state()
+        passes.append([out for _, out in engine.stream(reader, "predict")])
+    for other in passes[1:]:
+        for a, b in zip(passes[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
