@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from segflow.engine.dataset import StepIterators
 from segflow.engine.lanes import reset_all, reset_lanes, state_variables
-from segflow.engine.losses import check_label_shape, elementwise, metric_name
+from segflow.engine.losses import check_label_shape, elementwise, known_targets, metric_name
 from segflow.engine.model import ModelConfig, activate, build_model
 from segflow.engine.scheduler import Step
 from segflow.errors import ConfigError
@@ -174,13 +174,8 @@ class StreamingEngine:
             weights = tf.cast(ends, tf.float32)
         else:
             weights = tf.cast(mask, tf.float32)
-        # A missing label (NaN: a gap in the data, or past the end of the targets when they
-        # are shifted by a horizon) takes no loss; zeroed, so it cannot poison the gradient.
-        known = tf.math.is_finite(labels)
-        if self.label_shape:
-            known = tf.reduce_all(known, axis=-1)
-        weights *= tf.cast(known, tf.float32)
-        labels = tf.where(tf.math.is_finite(labels), labels, tf.zeros_like(labels))
+        labels, known = known_targets(labels, self.label_shape)  # NaN labels weigh zero
+        weights *= known
         loss, metric = elementwise(self.config, self.label_shape, logits, labels)
         return {
             "loss_sum": tf.reduce_sum(loss * weights),
