@@ -3,11 +3,12 @@
 Run alone: ``python -m benchmarks.orchestration [--quick]``.
 
 Both sides do the same work in the same process: synthesize videos, ingest them, train the
-carried-state and the reset-every-segment models, predict the held-out videos, score and
-plot. The flow side runs ``flows/demo.py:demo`` against a Prefect server that is already up
-(started once by the script, as a deployment would find it); the plain side calls the core
-functions directly. A warm-up pass first pays TensorFlow's one-time costs, then the two sides
-alternate. Goal: flows take at most 5% longer.
+demo's three models (carried state, reset every segment, windowed), predict the held-out
+videos, score and plot. The flow side runs ``flows/demo.py:demo`` as ``segflow demo`` does
+(:func:`flows.settings.in_process_runs`), against the local server ``segflow server start``
+starts (in a temporary home, on a free port, once, before the rounds); the plain side calls
+the core functions directly. A warm-up pass first pays TensorFlow's one-time costs, then the
+two sides alternate. Goal: flows take at most 5% longer.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +37,7 @@ GOALS = (FLOWS_VS_PLAIN,)
 
 def plain_demo(params: DemoParams) -> dict[str, float]:
     """The demo's work as plain function calls (no Prefect)."""
-    from flows.demo import train_params
+    from flows.demo import MODELS, train_params
     from segflow.config import (
         CheckpointConfig,
         IngestParams,
@@ -62,8 +66,8 @@ def plain_demo(params: DemoParams) -> dict[str, float]:
         ingest_one(path, sequence_id, ingest)
     held_out = max(1, len(ids) // 4)
     train_ids, val_ids = ids[:-held_out], ids[-held_out:]
-    for tag, reset in (("demo-carried", False), ("demo-reset", True)):
-        train(train_params(params, where, store, train_ids, val_ids, tag, reset))
+    for tag, kind in MODELS:
+        train(train_params(params, where, store, train_ids, val_ids, tag, kind))
     predict(
         PredictParams(
             store=store,
@@ -91,8 +95,10 @@ def plain_demo(params: DemoParams) -> dict[str, float]:
 def flow_demo(params: DemoParams) -> dict[str, float]:
     """The demo flow, as ``segflow demo`` runs it."""
     from flows.demo import demo
+    from flows.settings import in_process_runs
 
-    return demo(params).metrics.to_json()
+    with in_process_runs():
+        return demo(params).metrics.to_json()
 
 
 def timed(run: Callable[[DemoParams], object], params: DemoParams) -> float:
@@ -103,10 +109,31 @@ def timed(run: Callable[[DemoParams], object], params: DemoParams) -> float:
     return seconds
 
 
-def quiet_prefect() -> None:
-    """Prefect's defaults for this process: warnings only, a fresh home (before Prefect loads)."""
+def quiet_prefect(home: Path) -> None:
+    """Prefect for this process: warnings only, homes under ``home`` (before Prefect loads)."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="segflow-bench-prefect-"))
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    os.environ["SEGFLOW_SERVER_HOME"] = str(home / "segflow")
+    os.environ.pop("PREFECT_API_URL", None)
+
+
+@contextmanager
+def local_server(port: int) -> Iterator[str]:
+    """``segflow server start`` on ``port`` for the block; its API URL is this process's."""
+    command = [sys.executable, "-m", "segflow_cli", "server"]
+    subprocess.run([*command, "start", "--port", str(port)], check=True)
+    try:
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        yield os.environ["PREFECT_API_URL"]
+    finally:
+        subprocess.run([*command, "stop"], check=False)
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def main() -> int:
@@ -114,17 +141,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="A smaller demo (smoke run).")
     parser.add_argument("--rounds", type=int, default=2, help="Alternating rounds.")
     args = parser.parse_args()
-    quiet_prefect()
-    from prefect.testing.utilities import prefect_test_harness
-
     base = DemoParams(videos=32, frames=48, epochs=3) if args.quick else DemoParams()
-    with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
-        params = lambda name: base.model_copy(update={"workdir": str(Path(tmp) / name)})  # noqa: E731
-        timed(plain_demo, params("warmup"))
-        times: dict[str, list[float]] = {"plain": [], "flow": []}
-        for round_ in range(args.rounds):
-            for name, run in (("flow", flow_demo), ("plain", plain_demo)):
-                times[name].append(timed(run, params(f"{name}-{round_}")))
+    with tempfile.TemporaryDirectory() as tmp:
+        quiet_prefect(Path(tmp))
+        with local_server(free_port()):
+            params = lambda name: base.model_copy(update={"workdir": str(Path(tmp) / name)})  # noqa: E731
+            timed(plain_demo, params("warmup"))
+            times: dict[str, list[float]] = {"plain": [], "flow": []}
+            for round_ in range(args.rounds):
+                for name, run in (("flow", flow_demo), ("plain", plain_demo)):
+                    times[name].append(timed(run, params(f"{name}-{round_}")))
     best = {k: min(v) for k, v in times.items()}
     overhead = best["flow"] / best["plain"] - 1
     goal = f"<= {FLOWS_VS_PLAIN.threshold - 1:+.0%}"

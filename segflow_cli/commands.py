@@ -1,5 +1,9 @@
 """The commands that run flows or read the store: ingest, train, predict, inspect, demo,
-backfill."""
+backfill.
+
+Each command imports the flows, the parameter models and the store when it runs (zarr,
+Prefect and TensorFlow are seconds of imports), so the app's ``--help`` stays instant.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segflow.config import IngestParams, SourceConfig, StoreConfig, WriteConfig
 from segflow.errors import SegflowError
 from segflow_cli.common import (
+    DEFAULT_STORE,
     EndpointOption,
     StoreOption,
     console,
@@ -26,10 +30,10 @@ from segflow_cli.common import (
 )
 from segflow_cli.progress import FrameProgress, PartitionBar
 from segflow_cli.runner import flow_report, run_flow
-from storage.urls import DEFAULT_STORE
 
-if TYPE_CHECKING:  # the reports' modules import the engine's stack: loaded when a command runs
+if TYPE_CHECKING:  # these import the engine's stack: loaded when a command runs
     from segflow.backfill import BackfillReport
+    from segflow.config import IngestParams
     from segflow.ingest import IngestReport
 
 __all__ = ["backfill", "demo", "ingest", "inspect", "predict", "train"]
@@ -59,6 +63,8 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest SOURCE... into the store (skips unchanged, resumes interrupted sequences)."""
+    from segflow.config import IngestParams, SourceConfig, StoreConfig, WriteConfig
+
     try:
         params = IngestParams(
             sources=sources,
@@ -140,6 +146,13 @@ def train(
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
     model_tag: Annotated[str | None, typer.Option(help="Tag the model is exported under.")] = None,
+    model_factory: Annotated[
+        str | None,
+        typer.Option(
+            help="Your own Keras model: 'package.module:function' taking a ModelSpec "
+            "(see examples/custom_model.py); the data give its input shape, task and head."
+        ),
+    ] = None,
     inputs: Annotated[
         str | None,
         typer.Option(help="What the model sees at row t: features, labels, features_and_labels."),
@@ -166,14 +179,13 @@ def train(
     --time-steps N trains the stateless model on windows of N rows instead. segflow predict
     reads all of this from the model.
     """
-    from flows.train import train as train_flow
     from segflow.config import TrainParams
-    from segflow.training import TrainReport
 
     overrides = {
         **locations(store, checkpoints, s3_endpoint),
         "epochs": epochs,
         "model_tag": model_tag,
+        "model_factory": model_factory,
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "recipe": {
             "inputs": inputs,
@@ -183,6 +195,10 @@ def train(
         },
     }
     params = validated(TrainParams, merge(load_config_file(config), overrides))
+    # Only now: these import TensorFlow (seconds), which a parameter error need not wait for.
+    from flows.train import train as train_flow
+    from segflow.training import TrainReport
+
     report = run_flow(train_flow, params, "train", expected=TrainReport)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -211,9 +227,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Predict every selected sequence with the model exported under --model-tag."""
-    from flows.predict import predict as predict_flow
     from segflow.config import PredictParams
-    from segflow.predicting import PredictReport
 
     overrides = {
         **locations(store, checkpoints, s3_endpoint),
@@ -223,6 +237,9 @@ def predict(
         "recompute": recompute,
     }
     params = validated(PredictParams, merge({}, overrides))
+    from flows.predict import predict as predict_flow
+    from segflow.predicting import PredictReport
+
     report = run_flow(predict_flow, params, "predict", expected=PredictReport)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -285,12 +302,13 @@ def demo(
     videos: Annotated[int | None, typer.Option(help="Synthetic videos.")] = None,
 ) -> None:
     """Run the main job end to end: synth → ingest → train three models → predict → report."""
-    from flows.demo import demo as demo_flow
     from segflow.config import DemoParams
-    from segflow.demo import DemoResult
 
     overrides = {"workdir": str(workdir), "seed": seed, "epochs": epochs, "videos": videos}
     params = validated(DemoParams, merge({}, overrides))
+    from flows.demo import demo as demo_flow
+    from segflow.demo import DemoResult
+
     console.print(
         f"[bold]segflow demo[/]: {params.videos} synthetic videos of {params.frames} frames "
         f"({params.size}x{params.size}x3), label = odd number of flashes so far"
@@ -347,8 +365,6 @@ def backfill(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest and predict an archive partitioned by date, skipping days already done."""
-    from flows.backfill import backfill as backfill_flow
-    from segflow.backfill import BackfillReport
     from segflow.config import BackfillParams
 
     overrides = {
@@ -366,6 +382,9 @@ def backfill(
         "write": {"segment_length": segment_length},
     }
     params = validated(BackfillParams, merge({}, overrides))
+    from flows.backfill import backfill as backfill_flow
+    from segflow.backfill import BackfillReport
+
     report, failed = flow_report(
         backfill_flow,
         params,

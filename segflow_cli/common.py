@@ -1,20 +1,30 @@
-"""What every command shares: the console, common options, errors, parameter files."""
+"""What every command shares: the console, common options, errors, parameter files.
+
+Nothing here imports the engine's stack (zarr, Prefect, TensorFlow): the app imports this
+module for ``segflow --help``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from segflow.errors import SegflowError
 
 __all__ = [
+    "DEBUG_ENV",
+    "DEFAULT_STORE",
     "EndpointOption",
     "StoreOption",
     "console",
+    "debug_enabled",
     "endpoint_options",
     "fail",
     "load_config_file",
@@ -26,6 +36,12 @@ __all__ = [
 console = Console(stderr=True)
 
 ModelT = TypeVar("ModelT")
+
+#: ``storage.urls.DEFAULT_STORE``, repeated here because importing ``storage.urls`` imports
+#: zarr (0.6 s); ``tests/cli`` checks the two agree.
+DEFAULT_STORE = "./segflow-data"
+#: Set to 1 (or pass ``--debug``) to print full tracebacks with every error.
+DEBUG_ENV = "SEGFLOW_DEBUG"
 
 StoreOption = Annotated[str, typer.Option("--store", help="Local path or s3://bucket/prefix.")]
 EndpointOption = Annotated[
@@ -43,9 +59,22 @@ def endpoint_options(endpoint: str | None) -> dict[str, Any] | None:
     return {"endpoint_url": endpoint} if endpoint else None
 
 
-def fail(error: Exception | str) -> typer.Exit:
-    """Print ``error`` on one line and return the exit (status 1) for the caller to raise."""
-    console.print(f"[bold red]error:[/] {one_line(error)}", soft_wrap=True, markup=True)
+def debug_enabled() -> bool:
+    """Whether errors print their full traceback (``--debug`` or ``SEGFLOW_DEBUG=1``)."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def fail(error: Exception | str, *, cause: BaseException | None = None) -> typer.Exit:
+    """Print ``error`` on one line and return the exit (status 1) for the caller to raise.
+
+    With :func:`debug_enabled`, the traceback of ``cause`` (default: ``error`` if it is an
+    exception) is printed first.
+    """
+    cause = cause or (error if isinstance(error, BaseException) else None)
+    if debug_enabled() and cause is not None:
+        traceback.print_exception(cause)
+    # Escaped: a message quoting user input ("[x]") is text, not Rich markup.
+    console.print(f"[bold red]error:[/] {escape(one_line(error))}", soft_wrap=True, markup=True)
     return typer.Exit(code=1)
 
 
@@ -80,23 +109,47 @@ def load_config_file(path: Path | None) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as error:
-        raise fail(f"Cannot read config file {str(path)!r}: {error.strerror}.") from None
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    elif path.suffix == ".toml":
-        import tomllib
-
-        data = tomllib.loads(text)
-    else:
-        data = json.loads(text)
+        message = f"Cannot read config file {str(path)!r}: {error.strerror}."
+        raise fail(message, cause=error) from None
+    try:
+        data = _parse(text, path.suffix)
+    except ValueError as error:
+        kind = _FORMATS.get(path.suffix, "JSON")
+        message = f"Config file {str(path)!r} is not valid {kind}: {error}"
+        raise fail(message, cause=error) from None
     if not isinstance(data, dict):
         raise fail(
             f"Config file {str(path)!r} must hold a mapping of parameters, "
             f"got {type(data).__name__}."
         )
     return data
+
+
+_FORMATS = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML"}
+
+
+def _parse(text: str, suffix: str) -> Any:
+    """The document ``text`` in the format its file's ``suffix`` names (JSON by default).
+
+    Raises:
+        ValueError: The format's error, as one line: what is wrong and where.
+    """
+    kind = _FORMATS.get(suffix, "JSON")
+    if kind == "YAML":
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(error, "problem", None) or str(error)
+            raise ValueError(f"{problem}{where}") from error
+    if kind == "TOML":
+        import tomllib
+
+        return tomllib.loads(text)  # TOMLDecodeError is a ValueError naming line and column
+    return json.loads(text)  # so is JSONDecodeError
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

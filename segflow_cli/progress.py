@@ -25,6 +25,7 @@ class _RichReporter(ABC):
 
     _enabled: bool
     _progress: Progress
+    _shown = False
 
     @abstractmethod
     def start(self, name: str, total: int | None) -> None:
@@ -38,9 +39,14 @@ class _RichReporter(ABC):
     def finish(self, name: str) -> None:
         """``name`` is finished."""
 
+    def show(self) -> None:
+        """Start drawing: on the first unit of work, so a run that fails first draws nothing."""
+        if not self._shown:
+            self._shown = True
+            self._progress.start()
+
     def __enter__(self) -> Self:
         if self._enabled:
-            self._progress.start()
             progress.set_reporter(self)
         return self
 
@@ -51,7 +57,7 @@ class _RichReporter(ABC):
         tb: TracebackType | None,
     ) -> None:
         progress.set_reporter(None)
-        if self._enabled:
+        if self._shown:
             self._progress.stop()
 
 
@@ -79,6 +85,7 @@ class FrameProgress(_RichReporter):
 
     def start(self, name: str, total: int | None) -> None:
         with self._lock:
+            self.show()
             self._tasks[name] = self._progress.add_task(name, total=total)
 
     def advance(self, name: str, frames: int) -> None:
@@ -119,6 +126,7 @@ class PartitionBar(_RichReporter):
 
     def start(self, name: str, total: int | None) -> None:
         if name == self.NAME:
+            self.show()
             self._task = self._progress.add_task(self.NAME, total=total)
 
     def advance(self, name: str, frames: int) -> None:

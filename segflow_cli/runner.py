@@ -2,15 +2,83 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from segflow_cli.common import console, fail
+from segflow.errors import SegflowError
+from segflow_cli.common import console, debug_enabled, fail
 from segflow_cli.progress import FrameProgress
+from segflow_cli.server import note_temporary_server
 
-__all__ = ["flow_report", "run_flow"]
+__all__ = ["RunLogFilter", "flow_report", "quiet_run_logs", "run_flow"]
 
 ReportT = TypeVar("ReportT")
+
+#: The loggers of Prefect's flow and task runs; they propagate to the root's console handler.
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+class RunLogFilter(logging.Filter):
+    """Keeps run records the command reports itself off the terminal.
+
+    Drops a flow or task run's record that carries a :class:`~segflow.errors.SegflowError`
+    (a user error: the command prints it on one line) and its "Finished in state ..." line
+    (the command prints the outcome). Installed on the console handlers only, so the records
+    still reach Prefect's API handler: the run's logs in the UI keep the traceback, and the
+    run is marked Failed with the message. A bug's traceback still prints.
+
+    >>> record = logging.LogRecord("prefect.flow_runs", 40, "", 0, "Finished in state %s",
+    ...                            ("Failed()",), None)
+    >>> RunLogFilter().filter(record)
+    False
+    >>> record.name = "prefect.flow_runs.x"; record.msg = "Encountered exception"
+    >>> record.exc_info = (ValueError, ValueError("bug"), None)
+    >>> RunLogFilter().filter(record)
+    True
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(RUN_LOGGERS):
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], SegflowError):
+            return False
+        return not str(record.msg).startswith("Finished in state")
+
+
+#: Prefect's background services that drain their queues when the process exits.
+EXIT_DRAINING_LOGGERS = ("EventsWorker", "APILogWorker")
+
+
+def _not_draining_notice(record: logging.LogRecord) -> bool:
+    """False for "Still processing items: N items remaining..." (Prefect, at exit).
+
+    On a busy machine the events of the last task runs are still queued when the command
+    ends; Prefect sends them before the process exits and says so at WARNING, after the
+    command's own last line.
+    """
+    return not str(record.msg).startswith("Still processing items")
+
+
+@contextmanager
+def quiet_run_logs() -> Iterator[None]:
+    """Install :class:`RunLogFilter` on the root logger's handlers (not with ``--debug``).
+
+    Also drops, from then on, Prefect's notice that it is still sending events at exit.
+    """
+    if not debug_enabled():  # for good: the notice comes at exit, after this block
+        for name in EXIT_DRAINING_LOGGERS:
+            logging.getLogger(name).addFilter(_not_draining_notice)
+    handlers = [] if debug_enabled() else list(logging.getLogger().handlers)
+    run_filter = RunLogFilter()
+    for handler in handlers:
+        handler.addFilter(run_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(run_filter)
 
 
 def flow_report(
@@ -25,7 +93,8 @@ def flow_report(
 
     A flow that fails with a report (some sources or partitions failed) still returns it, so
     the caller can print it before exiting non-zero; one that fails without a report exits
-    here with its error.
+    here with its error on one line (a bug's traceback was logged by Prefect). The run is an
+    in-process one (:func:`flows.settings.in_process_runs`: no heartbeats).
 
     Args:
         flow_fn: The flow.
@@ -40,7 +109,10 @@ def flow_report(
     Raises:
         typer.Exit: If the flow ended without a report of the ``expected`` type.
     """
-    with progress:
+    from flows.settings import in_process_runs
+
+    note_temporary_server()
+    with in_process_runs(), quiet_run_logs(), progress:
         state = flow_fn(params, return_state=True)
     report = state.result(raise_on_failure=False)
     if not isinstance(report, expected):

@@ -1,7 +1,9 @@
 """``segflow serve``: every deployment served from this process.
 
 The deployments are defined once, in :mod:`flows.deployments`; ``deployments/prefect.yaml``
-is generated from the same definitions, so serving and ``prefect deploy`` cannot drift.
+is generated from the same definitions, so serving and ``prefect deploy`` cannot drift. An
+option left out takes the definitions' default (:data:`flows.deployments.DEFAULT_LOCATIONS`),
+imported when the command runs.
 """
 
 from __future__ import annotations
@@ -10,22 +12,30 @@ from typing import Annotated
 
 import typer
 
-from flows.deployments import DEFAULT_LOCATIONS, Locations, build_deployments
 from segflow.errors import SegflowError
-from segflow_cli.common import EndpointOption, StoreOption, endpoint_options, fail
+from segflow_cli.common import EndpointOption, endpoint_options, fail
 
 __all__ = ["serve"]
 
-#: The option defaults: the definitions' (the generated prefect.yaml's) default locations.
-_DEFAULTS = DEFAULT_LOCATIONS
-
-CheckpointsOption = Annotated[str, typer.Option(help="Where models are exported.")]
-LandingOption = Annotated[str, typer.Option(help="Where new recordings land (ingest, nightly).")]
-ArchiveOption = Annotated[str, typer.Option(help="Archive of YYYY-MM-DD/ folders (backfill).")]
-ModelTagOption = Annotated[
-    str, typer.Option(help="Default model tag of predict, backfill, nightly.")
+_DEFAULT = " [default: the deployments']"
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Local path or s3://bucket/prefix." + _DEFAULT)
 ]
-CronOption = Annotated[str, typer.Option(help="Cron schedule of the nightly deployment.")]
+CheckpointsOption = Annotated[
+    str | None, typer.Option(help="Where models are exported." + _DEFAULT)
+]
+LandingOption = Annotated[
+    str | None, typer.Option(help="Where new recordings land (ingest, nightly)." + _DEFAULT)
+]
+ArchiveOption = Annotated[
+    str | None, typer.Option(help="Archive of YYYY-MM-DD/ folders (backfill)." + _DEFAULT)
+]
+ModelTagOption = Annotated[
+    str | None, typer.Option(help="Default model tag of predict, backfill, nightly." + _DEFAULT)
+]
+CronOption = Annotated[
+    str | None, typer.Option(help="Cron schedule of the nightly deployment." + _DEFAULT)
+]
 IntervalOption = Annotated[
     float | None,
     typer.Option(help="Seconds between nightly runs instead of the cron (for trying out)."),
@@ -34,12 +44,12 @@ LimitOption = Annotated[int | None, typer.Option(help="Most flow runs at once.")
 
 
 def serve(
-    store: StoreOption = _DEFAULTS.store,
-    checkpoints: CheckpointsOption = _DEFAULTS.checkpoints,
-    landing: LandingOption = _DEFAULTS.landing,
-    archive: ArchiveOption = _DEFAULTS.archive,
-    model_tag: ModelTagOption = _DEFAULTS.model_tag,
-    nightly_cron: CronOption = _DEFAULTS.nightly_cron,
+    store: StoreOption = None,
+    checkpoints: CheckpointsOption = None,
+    landing: LandingOption = None,
+    archive: ArchiveOption = None,
+    model_tag: ModelTagOption = None,
+    nightly_cron: CronOption = None,
     nightly_interval: IntervalOption = None,
     limit: LimitOption = None,
     s3_endpoint: EndpointOption = None,
@@ -49,16 +59,24 @@ def serve(
     Needs a Prefect server (PREFECT_API_URL); runs triggered from the UI or by the nightly
     schedule execute here. Stop with Ctrl-C.
     """
+    from dataclasses import replace
+
     from prefect import serve as prefect_serve
 
-    locations = Locations(
-        store=store,
-        checkpoints=checkpoints,
-        landing=landing,
-        archive=archive,
-        model_tag=model_tag,
+    from flows.deployments import DEFAULT_LOCATIONS, build_deployments
+
+    given = {
+        "store": store,
+        "checkpoints": checkpoints,
+        "landing": landing,
+        "archive": archive,
+        "model_tag": model_tag,
+        "nightly_cron": nightly_cron,
+    }
+    locations = replace(
+        DEFAULT_LOCATIONS,
+        **{name: value for name, value in given.items() if value is not None},
         storage_options=endpoint_options(s3_endpoint),
-        nightly_cron=nightly_cron,
         nightly_interval=nightly_interval,
     )
     try:

@@ -167,7 +167,9 @@ def declared() -> dict[str, object]:
 def test_the_runner_finds_every_benchmark() -> None:
     assert names() == [
         "backfill",
+        "cli",
         "ingest",
+        "manytoone",
         "orchestration",
         "pipeline",
         "stream_memory",

@@ -21,6 +21,7 @@ def test_demo_prints_metrics_and_paths(monkeypatch: pytest.MonkeyPatch, tmp_path
         return result
 
     monkeypatch.setattr(commands, "run_flow", run_flow)
+    monkeypatch.setenv("SEGFLOW_SERVER_HOME", str(tmp_path))  # no developer's server found
     output = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path)]).output
     assert "90.0%" in output and "55.0%" in output and "87.5%" in output
     assert "gap: 35.0 points" in output
