@@ -168,6 +168,24 @@ def train(
     batch_size: Annotated[
         int | None, typer.Option(help="Windows per batch of a windowed (--time-steps) model.")
     ] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Train on these only.")] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="Train on the ids matching this shell pattern.")
+    ] = None,
+    validation_ids: Annotated[
+        list[str] | None,
+        typer.Option("--validation-id", help="Held out and validated after each epoch."),
+    ] = None,
+    validation_pattern: Annotated[
+        str | None, typer.Option(help="Hold out the selected ids matching this pattern.")
+    ] = None,
+    validation_fraction: Annotated[
+        float | None, typer.Option(help="Hold out this fraction of the selection (seeded).")
+    ] = None,
+    init_from: Annotated[
+        str | None, typer.Option(help="Warm start: continue this exported model's training.")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -186,6 +204,12 @@ def train(
         "epochs": epochs,
         "model_tag": model_tag,
         "model_factory": model_factory,
+        "learning_rate": learning_rate,
+        "init_from": init_from,
+        "selection": {"ids": ids, "pattern": pattern},
+        "validation_ids": validation_ids,
+        "validation_pattern": validation_pattern,
+        "validation_fraction": validation_fraction,
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "recipe": {
             "inputs": inputs,
