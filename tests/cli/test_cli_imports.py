@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,9 +60,17 @@ def test_the_default_store_is_the_storage_layers() -> None:
     assert common.DEFAULT_STORE == DEFAULT_STORE
 
 
-def test_connect_prefers_a_configured_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    assert server.connect() == "http://127.0.0.1:9/api"
+def test_connect_prefers_a_configured_api(tmp_path: Path) -> None:
+    # A fresh interpreter, as a command is: in this one a test harness may hold Prefect's
+    # settings (its own server), which rightly win over the environment.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        "SEGFLOW_SERVER_HOME": str(tmp_path),
+    }
+    code = "from segflow_cli import server; print(server.connect())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "http://127.0.0.1:9/api", out.stderr
 
 
 def test_a_stale_record_is_ignored(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
