@@ -49,6 +49,10 @@ class TrainFeed(Protocol):
     def engine(self) -> Any:
         """The engine trained (``model``, ``optimizer``, ``config``, ``checkpoint_objects``)."""
 
+    @property
+    def sequences(self) -> Sequence[SequenceChunks]:
+        """The training sequences, shaped by the recipe (opened once, read lazily)."""
+
     def steps_in(self, epoch: int) -> int:
         """Optimizer steps in epoch ``epoch``."""
 
@@ -218,7 +222,13 @@ class WindowFeed:
             label_shape=label_shape,
             seed=params.seed,
         )
-        return cls(engine, train, reader(validation_ids, shuffle=False) if validation_ids else None)
+        check = reader(validation_ids, shuffle=False) if validation_ids else None
+        return cls(engine, train, check)
+
+    @property
+    def sequences(self) -> Sequence[SequenceChunks]:
+        """The training sequences the window reader cuts."""
+        return tuple(self.reader.sequences)
 
     def steps_in(self, epoch: int) -> int:
         """Batches of windows in an epoch (the same every epoch)."""

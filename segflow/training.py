@@ -36,7 +36,7 @@ from segflow.checkpoint import CheckpointManager, Cursor
 from segflow.config import ModelConfig, TrainParams
 from segflow.engine.standardize import input_stats, set_standardization
 from segflow.errors import ConfigError
-from segflow.feeds import TrainFeed, build_feed, means, shaped_sequences
+from segflow.feeds import TrainFeed, build_feed, means
 from segflow.inference import infer_model_config
 from segflow.optimizers import plateau_step
 from segflow.progress import StepCallback, StepEvent
@@ -167,7 +167,7 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
         if start is not None:  # its weights, standardization statistics included
             engine.model.set_weights(start.weights)
         elif config.normalize:  # a resumed run restores the statistics with the weights
-            sources = [seq.frames for seq in shaped_sequences(repo, ids, params.recipe)]
+            sources = [seq.frames for seq in feed.sequences]  # opened once, by the feed
             set_standardization(engine.model, *input_stats(sources))
         cursor = _fresh_cursor(repo, ids, held, params, engine)
     else:

@@ -30,6 +30,7 @@ __all__ = [
     "SequenceChunks",
     "ZarrChunks",
     "open_sequence",
+    "read_rows",
 ]
 
 
@@ -184,13 +185,38 @@ class OffsetChunks:
     def read_chunk(self, index: int) -> np.ndarray:
         """Return rows ``[index * chunk_length, ...)`` of the view (one or two base chunks)."""
         start = self.offset + index * self.chunk_length
-        stop = min(start + self.chunk_length, self.base.length)
-        size = self.base.chunk_length
-        parts = [
-            self.base.read_chunk(c)[max(start - c * size, 0) : stop - c * size]
-            for c in range(start // size, (stop - 1) // size + 1)
-        ]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return read_rows(self.base, start, start + self.chunk_length)
+
+
+def read_rows(
+    source: ChunkSource, start: int, stop: int, cache: dict[int, np.ndarray] | None = None
+) -> np.ndarray:
+    """Rows ``[start, stop)`` of ``source`` (``stop`` clipped to its length), read as whole
+    chunks: a view of the chunk when one holds them all, else the chunks' rows joined.
+
+    Args:
+        source: The chunk source.
+        start: First row (``>= 0``).
+        stop: One past the last row.
+        cache: Chunks already read, by index; chunks read here are added to it, so rows
+            read again (a window's history, the next block) cost no second read.
+
+    >>> read_rows(ArrayChunks(np.arange(10), chunk_length=4), 3, 9).tolist()
+    [3, 4, 5, 6, 7, 8]
+    """
+    stop = min(stop, source.length)
+    if stop <= start:
+        return np.empty((0, *source.row_shape), source.dtype)
+    size = source.chunk_length
+    parts = []
+    for index in range(start // size, (stop - 1) // size + 1):
+        chunk = cache.get(index) if cache is not None else None
+        if chunk is None:
+            chunk = source.read_chunk(index)
+            if cache is not None:
+                cache[index] = chunk
+        parts.append(chunk[max(start - index * size, 0) : stop - index * size])
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 @dataclass(frozen=True)

@@ -43,27 +43,11 @@ from segflow.engine.chunks import (  # ArrayChunks: used by the doctests
     ChunkSource,
     OffsetChunks,
     SequenceChunks,
+    read_rows,
 )
 from segflow.errors import ConfigError
 
-__all__ = ["ConcatChunks", "check_recipe_frames", "input_shape", "read_rows", "shape_sequence"]
-
-
-def read_rows(source: ChunkSource, start: int, stop: int) -> np.ndarray:
-    """Return rows ``[start, stop)`` of ``source``, reading the chunks that hold them.
-
-    >>> read_rows(ArrayChunks(np.arange(10), chunk_length=4), 3, 9).tolist()
-    [3, 4, 5, 6, 7, 8]
-    """
-    stop = min(stop, source.length)
-    if stop <= start:
-        return np.empty((0, *source.row_shape), source.dtype)
-    size = source.chunk_length
-    parts = [
-        source.read_chunk(c)[max(start - c * size, 0) : stop - c * size]
-        for c in range(start // size, (stop - 1) // size + 1)
-    ]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+__all__ = ["ConcatChunks", "check_recipe_frames", "input_shape", "shape_sequence"]
 
 
 class ConcatChunks:

@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from segflow.windowed.plan import Block, Pool, WindowPlan, plan_windows
-from segflow.windowed.reader import DEFAULT_POOL_BYTES, PoolRows, WindowReader, read_rows
+from segflow.windowed.reader import DEFAULT_POOL_BYTES, PoolRows, WindowReader
 
 if TYPE_CHECKING:
     from segflow.windowed.dataset import window_dataset, window_training_dataset
@@ -38,7 +38,6 @@ __all__ = [
     "WindowPlan",
     "WindowReader",
     "plan_windows",
-    "read_rows",
     "window_dataset",
     "window_predictions",
     "window_training_dataset",

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from segflow.engine.chunks import SequenceChunks
+from segflow.engine.chunks import SequenceChunks, read_rows
 from segflow.engine.engine import pipelined
-from segflow.windowed.reader import read_rows
 from storage.validation import invalid_argument, require_positive_int
 
 if TYPE_CHECKING:

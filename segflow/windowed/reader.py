@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segflow.engine.chunks import ChunkSource, SequenceChunks
+from segflow.engine.chunks import ChunkSource, SequenceChunks, read_rows
 from segflow.errors import ConfigError
 from segflow.windowed.plan import Pool, WindowPlan, plan_windows
 from storage.validation import invalid_argument, require_non_negative_int, require_positive_int
 
-__all__ = ["DEFAULT_POOL_BYTES", "PoolRows", "WindowReader", "read_rows"]
+__all__ = ["DEFAULT_POOL_BYTES", "PoolRows", "WindowReader"]
 
 #: Default bytes of rows a pool holds (what bounds the reader's memory, with its batches).
 DEFAULT_POOL_BYTES = 8 * 2**20
@@ -199,42 +199,6 @@ class WindowReader:
             starts=frame_offsets[inverse] + offset,
             targets=label_offsets[inverse] + offset,
         )
-
-
-def read_rows(
-    source: ChunkSource,
-    start: int,
-    stop: int,
-    cache: dict[int, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Rows ``[start, stop)`` of ``source``, read as whole chunks (each once, via ``cache``).
-
-    Args:
-        source: The chunk source.
-        start: First row (``>= 0``).
-        stop: One past the last row (``<= source.length``).
-        cache: Chunks already read, by index; chunks read here are added to it.
-
-    Returns:
-        A new array of ``stop - start`` rows.
-
-    >>> from segflow.engine.chunks import ArrayChunks
-    >>> read_rows(ArrayChunks(np.arange(10), 4), 3, 9).tolist()
-    [3, 4, 5, 6, 7, 8]
-    """
-    size = source.chunk_length
-    out = np.empty((stop - start, *source.row_shape), dtype=source.dtype)
-    if stop <= start:
-        return out
-    for index in range(start // size, (stop - 1) // size + 1):
-        chunk = cache.get(index) if cache is not None else None
-        if chunk is None:
-            chunk = source.read_chunk(index)
-            if cache is not None:
-                cache[index] = chunk
-        lo, hi = max(start, index * size), min(stop, index * size + len(chunk))
-        out[lo - start : hi - start] = chunk[lo - index * size : hi - index * size]
-    return out
 
 
 def _gather(ranges: list[tuple[ChunkSource, int, int]]) -> np.ndarray:
