@@ -292,6 +292,7 @@ class _Trainer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.feed.engine.close()
         if self._writer is not None:
             self._writer.close()
 

@@ -468,6 +468,21 @@ class StreamingEngine:
         """Zero every lane's state (e.g. before streaming an unrelated set of sequences)."""
         reset_all(self.model)
 
+    def close(self) -> None:
+        """Stop reading ahead and drop the datasets' iterators kept between passes.
+
+        Call it when done with the engine (or use it as a context manager). Left to the
+        garbage collector, a kept iterator (its reader threads, its prefetched next pass) was
+        measured to stall a later collection, wherever it happened to run, by up to 30 s.
+        """
+        self._iterators.clear()
+
+    def __enter__(self) -> StreamingEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def stateless_copy(self) -> keras.Model:
         """A stateless model (any batch size) with the current weights, for whole sequences."""
         model = build_model(self.config, batch_size=None, stateful=False, seed=self.seed)

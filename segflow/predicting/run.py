@@ -80,10 +80,13 @@ def predict(
     owner = run_id or f"pid-{os.getpid()}"
     with preds.lock(tag, owner, break_lock=break_lock):
         run, reader = _prepare(params, model, store, checkpoints, repo, preds, ids, owner)
-        if model.recipe.windowed:
-            steps = stream_windows(run, repo, on_step)
-        else:
-            steps = stream(run, reader, on_step) if reader is not None else 0
+        try:
+            if model.recipe.windowed:
+                steps = stream_windows(run, repo, on_step)
+            else:
+                steps = stream(run, reader, on_step) if reader is not None else 0
+        finally:
+            run.engine.close()
         _clear(run.manager)
     return build_report(
         tag,

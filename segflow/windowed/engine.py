@@ -107,6 +107,10 @@ class WindowEngine:
         """Name of the metric reported next to the loss: ``accuracy``, or ``mae`` for regression."""
         return metric_name(self.config)
 
+    def close(self) -> None:
+        """Nothing to release: each pass's dataset iterator ends with its pass (the same
+        interface as :meth:`segflow.engine.engine.StreamingEngine.close`)."""
+
     def checkpoint_objects(self) -> dict[str, Any]:
         """Objects to hand to ``tf.train.Checkpoint(**objects)``: weights and optimizer."""
         return {"model": self.model, "optimizer": self.optimizer}
