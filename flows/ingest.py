@@ -42,7 +42,7 @@ def ingest(params: IngestParams) -> State:
     """
     started = time.perf_counter()
     pairs = discover_sources(params)
-    if params.append or not params.use_dask:
+    if params.append or not params.on_dask:
         results = _run_sources(pairs, params)
     else:
         results = ingest_on_dask.with_options(task_runner=_dask_runner())(pairs, params)

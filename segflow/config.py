@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from segflow.ids import validate_id
 from segflow.modelconfig import Cell, Encoder, Head, ModelConfig, Task
 from segflow.recipe import Inputs, Recipe
+from storage.credentials import refuse_secrets
 from storage.urls import DEFAULT_STORE
 from storage.validation import invalid_argument
 
@@ -20,6 +21,7 @@ __all__ = [
     "BackfillParams",
     "Cell",
     "CheckpointConfig",
+    "DaskOptions",
     "DemoParams",
     "EarlyStopping",
     "Encoder",
@@ -28,6 +30,7 @@ __all__ = [
     "Head",
     "IngestParams",
     "Inputs",
+    "Located",
     "ModelConfig",
     "ModelTag",
     "NightlyParams",
@@ -53,13 +56,79 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class StoreConfig(Frozen):
+class Located(Frozen):
+    """A location (store, checkpoints) with its fsspec options and where its secrets are.
+
+    Secrets never travel as flow parameters (Prefect stores and shows those): they come from
+    the Prefect block named by ``credentials_block``, or from the standard AWS chain
+    (environment, profile, instance role) when there is none.
+    """
+
+    storage_options: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "fsspec options without secrets, e.g. {'endpoint_url': 'http://127.0.0.1:9000'}."
+        ),
+    )
+    credentials_block: str | None = Field(
+        None,
+        description=(
+            "Prefect block holding the credentials: an AwsCredentials block (prefect-aws) or a "
+            "Secret block whose value is a JSON object of fsspec options."
+        ),
+    )
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return refuse_secrets(value)
+
+
+class StoreConfig(Located):
     """Where the Zarr store lives."""
 
     url: str = Field(DEFAULT_STORE, description="Local path or s3://bucket/prefix of the store.")
-    storage_options: dict[str, Any] | None = Field(
-        None, description="fsspec options for S3, e.g. {'endpoint_url': 'http://127.0.0.1:9000'}."
+
+
+class DaskOptions(Frozen):
+    """Where a flow's heavy work runs: in its own process (the default), on a new local Dask
+    cluster of ``dask_workers`` processes, or on the running cluster at ``dask_address``."""
+
+    dask_address: str | None = Field(
+        None, description="Join this Dask scheduler, e.g. tcp://10.0.0.5:8786."
     )
+    dask_workers: int | None = Field(
+        None, gt=0, description="Start a local Dask cluster of this many worker processes."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_use_dask(cls, data: Any) -> Any:
+        # `use_dask: true` (older configs and the CLI's --dask) meant a 2-worker local cluster.
+        if isinstance(data, dict) and "use_dask" in data:
+            data = dict(data)
+            if data.pop("use_dask") and not data.get("dask_address"):
+                data.setdefault("dask_workers", 2)
+        return data
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> DaskOptions:
+        if self.dask_address is not None and self.dask_workers is not None:
+            raise ValueError(
+                "Received both `dask_address` and `dask_workers`, expected at most one of them "
+                "(join a running cluster, or start a local one)"
+            )
+        if self.dask_address is not None and "://" not in self.dask_address:
+            raise ValueError(
+                f"Received dask_address={self.dask_address!r}, expected a scheduler address "
+                "such as 'tcp://10.0.0.5:8786'"
+            )
+        return self
+
+    @property
+    def on_dask(self) -> bool:
+        """Whether the work runs on a Dask cluster."""
+        return self.dask_address is not None or self.dask_workers is not None
 
 
 class SourceConfig(Frozen):
@@ -112,7 +181,7 @@ class WriteConfig(Frozen):
     )
 
 
-class IngestParams(Frozen):
+class IngestParams(DaskOptions):
     """Parameters of one ingest run (the ingest flow's form in the Prefect UI)."""
 
     sources: list[str] = Field(
@@ -132,7 +201,6 @@ class IngestParams(Frozen):
     force: bool = Field(False, description="Re-ingest even if the source is unchanged.")
     source: SourceConfig = Field(default_factory=SourceConfig)
     write: WriteConfig = Field(default_factory=WriteConfig)
-    use_dask: bool = Field(False, description="Run sources in parallel on a Dask cluster.")
 
     @field_validator("sequence_id")
     @classmethod
@@ -159,11 +227,10 @@ class StreamConfig(Frozen):
     lanes: int = Field(8, gt=0, description="Sequences streamed side by side (the batch).")
 
 
-class CheckpointConfig(Frozen):
+class CheckpointConfig(Located):
     """Where and how often checkpoints are written."""
 
     url: str = Field("./segflow-checkpoints", description="Local path or s3:// URL of checkpoints.")
-    storage_options: dict[str, Any] | None = Field(None, description="fsspec options for S3.")
     every_steps: int = Field(200, gt=0, description="Write a checkpoint every this many steps.")
     keep: int = Field(3, gt=0, description="Checkpoints kept (older ones are deleted).")
 
@@ -282,7 +349,7 @@ class TrainParams(Frozen):
         return self
 
 
-class PredictParams(Frozen):
+class PredictParams(DaskOptions):
     """Parameters of a prediction run (the predict flow's form in the Prefect UI)."""
 
     store: StoreConfig = Field(default_factory=StoreConfig)
@@ -295,7 +362,7 @@ class PredictParams(Frozen):
     recompute: bool = Field(False, description="Recompute from frame 0 even if continuable.")
 
 
-class EvaluateParams(Frozen):
+class EvaluateParams(DaskOptions):
     """Parameters of an evaluation: stored predictions scored against stored labels."""
 
     store: StoreConfig = Field(default_factory=StoreConfig)
@@ -333,7 +400,7 @@ class DemoParams(Frozen):
     learning_rate: float = Field(0.02, gt=0, description="Adam learning rate.")
 
 
-class BackfillParams(Frozen):
+class BackfillParams(DaskOptions):
     """Parameters of a backfill over an archive partitioned by date (the backfill flow's form).
 
     The archive holds one folder per day, ``<archive>/YYYY-MM-DD/<files>``, locally or under
@@ -383,7 +450,7 @@ class BackfillParams(Frozen):
         return self
 
 
-class NightlyParams(Frozen):
+class NightlyParams(DaskOptions):
     """Parameters of the scheduled job: ingest new arrivals, then predict new/grown sequences."""
 
     landing: str = Field(

@@ -80,7 +80,7 @@ def ingest(
                 timestamp_column=timestamp_column,
             ),
             write=WriteConfig(segment_length=segment_length, compression=compression),
-            use_dask=dask,
+            dask_workers=2 if dask else None,
         )
     except (ValueError, SegflowError) as error:
         raise fail(error) from None

@@ -1,0 +1,66 @@
+"""Credentials of object stores: kept out of parameters, resolved where the data is opened.
+
+Flow parameters are stored and shown by Prefect, so fsspec options that carry secrets are
+refused there (:func:`refuse_secrets`); the secrets come from a named Prefect block or from
+the standard AWS chain (environment variables, profile, instance role) instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["SECRET_OPTIONS", "refuse_secrets"]
+
+#: fsspec/s3fs/botocore option names that hold a secret, at any depth of the options.
+SECRET_OPTIONS = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key",
+        "secret_key",
+        "session_token",
+    }
+)
+
+
+def refuse_secrets(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return ``options`` (as a dict) if no option holds a secret; raise otherwise.
+
+    >>> refuse_secrets({"endpoint_url": "http://127.0.0.1:9000"})
+    {'endpoint_url': 'http://127.0.0.1:9000'}
+    >>> refuse_secrets({"client_kwargs": {"aws_secret_access_key": "x"}})
+    Traceback (most recent call last):
+    ...
+    ValueError: Received the secret 'client_kwargs.aws_secret_access_key' in storage_options, ...
+
+    Raises:
+        ValueError: Naming the option, and what to use instead.
+    """
+    if options is None:
+        return None
+    found = _secret_paths(options, "")
+    if found:
+        raise ValueError(
+            f"Received the secret {found[0]!r} in storage_options, expected options without "
+            "secrets (parameters are stored and shown by Prefect): name a Prefect block in "
+            "`credentials_block` (an AwsCredentials or a Secret block), or use the AWS "
+            "environment variables or profile"
+        )
+    return dict(options)
+
+
+def _secret_paths(options: Mapping[str, Any], prefix: str) -> list[str]:
+    found: list[str] = []
+    for name, value in options.items():
+        path = f"{prefix}{name}"
+        if str(name).lower() in SECRET_OPTIONS and value not in (None, ""):
+            found.append(path)
+        elif isinstance(value, Mapping):
+            found.extend(_secret_paths(value, f"{path}."))
+    return found
