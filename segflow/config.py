@@ -6,7 +6,7 @@ The same models are flow parameters, so the Prefect UI renders them as forms.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,8 +14,12 @@ from segflow.ids import validate_id
 from segflow.modelconfig import Cell, Encoder, Head, ModelConfig, Task
 from segflow.recipe import Inputs, Recipe
 from storage.credentials import refuse_secrets
-from storage.urls import DEFAULT_STORE
+from storage.credentials import resolve as resolve_credentials
+from storage.urls import DEFAULT_STORE, open_store
 from storage.validation import invalid_argument
+
+if TYPE_CHECKING:
+    from storage import Store
 
 __all__ = [
     "BackfillParams",
@@ -64,6 +68,7 @@ class Located(Frozen):
     (environment, profile, instance role) when there is none.
     """
 
+    url: str = Field(..., description="Local path or s3://bucket/prefix.")
     storage_options: dict[str, Any] | None = Field(
         None,
         description=(
@@ -82,6 +87,20 @@ class Located(Frozen):
     @classmethod
     def _no_secrets(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return refuse_secrets(value)
+
+    def resolved_options(self) -> dict[str, Any] | None:
+        """``storage_options`` with the credentials block's secrets added (never stored).
+
+        >>> StoreConfig(url="s3://b", storage_options={"anon": True}).resolved_options()
+        {'anon': True}
+        """
+        if self.credentials_block is None:
+            return self.storage_options
+        return {**(self.storage_options or {}), **resolve_credentials(self.credentials_block)}
+
+    def open(self) -> Store:
+        """The store at ``url``, opened with :meth:`resolved_options`."""
+        return open_store(self.url, self.resolved_options())
 
 
 class StoreConfig(Located):

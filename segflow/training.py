@@ -56,7 +56,6 @@ from segflow.trainplan import (
     warm_start,
 )
 from storage.sequences import SequenceRepository
-from storage.urls import open_store
 
 __all__ = ["CURVES_FILE", "TrainReport", "infer_model_config", "train"]  # inference's, too
 
@@ -136,8 +135,8 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     started = time.perf_counter()
     keras.utils.set_random_seed(params.seed)
     tf.config.experimental.enable_op_determinism()
-    repo = SequenceRepository(open_store(params.store.url, params.store.storage_options))
-    ckpt_store = open_store(params.checkpoints.url, params.checkpoints.storage_options)
+    repo = SequenceRepository(params.store.open())
+    ckpt_store = params.checkpoints.open()
     manager = CheckpointManager(
         ckpt_store, train_run_key(params.model_tag), keep=params.checkpoints.keep
     )

@@ -7,10 +7,16 @@ the standard AWS chain (environment variables, profile, instance role) instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["SECRET_OPTIONS", "refuse_secrets"]
+from storage.errors import ConfigError
+
+#: Turns a credentials block's name into fsspec options (set by the layer that knows blocks).
+Resolver = Callable[[str], dict[str, Any]]
+_resolvers: list[Resolver] = []
+
+__all__ = ["SECRET_OPTIONS", "refuse_secrets", "register_resolver", "resolve"]
 
 #: fsspec/s3fs/botocore option names that hold a secret, at any depth of the options.
 SECRET_OPTIONS = frozenset(
@@ -64,3 +70,27 @@ def _secret_paths(options: Mapping[str, Any], prefix: str) -> list[str]:
         elif isinstance(value, Mapping):
             found.extend(_secret_paths(value, f"{path}."))
     return found
+
+
+def register_resolver(resolver: Resolver) -> None:
+    """Make ``resolver`` the way block names become fsspec options in this process.
+
+    The orchestration layer registers Prefect's blocks (``tasks`` does, on import), so the
+    storage layer needs no Prefect; the last registered wins.
+    """
+    _resolvers.append(resolver)
+
+
+def resolve(block: str) -> dict[str, Any]:
+    """The fsspec options (secrets included) of the credentials block named ``block``.
+
+    Raises:
+        ConfigError: If no resolver is registered in this process.
+    """
+    if not _resolvers:
+        raise ConfigError(
+            f"Received credentials_block={block!r}, but nothing in this process reads "
+            "credentials blocks: run through segflow's flows or command line (Prefect), or "
+            "use the AWS environment variables or profile instead"
+        )
+    return dict(_resolvers[-1](block))

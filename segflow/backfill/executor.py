@@ -28,7 +28,6 @@ from segflow.backfill.plan import BackfillPlan
 from segflow.backfill.report import BackfillReport
 from segflow.config import BackfillParams
 from storage.base import Store
-from storage.urls import open_store
 
 __all__ = [
     "PartitionFuture",
@@ -129,7 +128,7 @@ def begin(params: BackfillParams, plan: BackfillPlan) -> Store:
     """
     from storage.sequences import SequenceRepository
 
-    store = open_store(params.store.url, params.store.storage_options)
+    store = params.store.open()
     SequenceRepository(store).ensure_root()
     update_index(store, params.model_tag, drop=[p.date for p in plan.todo])
     return store

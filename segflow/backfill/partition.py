@@ -18,7 +18,6 @@ from segflow.config import BackfillParams, IngestParams, PredictParams
 from segflow.errors import ConfigError
 from segflow.ids import id_from_name
 from segflow.landing import LandingResult, error_message, ingest_then_predict
-from storage.urls import open_store
 
 __all__ = ["PartitionResult", "Status", "run_partition", "sequence_id_for"]
 
@@ -99,7 +98,7 @@ def run_partition(
         run_id: Recorded by the prediction as its run and lock owner.
     """
     started = time.perf_counter()
-    store = open_store(params.store.url, params.store.storage_options)
+    store = params.store.open()
     try:
         landed = _land(partition, params, run_id)
         problem = _problem(landed)
@@ -147,7 +146,7 @@ def _problem(landed: LandingResult) -> str:
 def _pairs(partition: Partition, params: BackfillParams) -> list[tuple[str, str]]:
     from segflow.sources.discover import discover
 
-    uris = discover([partition.uri], storage_options=params.store.storage_options)
+    uris = discover([partition.uri], storage_options=params.store.resolved_options())
     pairs = [(u, sequence_id_for(u, partition.date, ordered=params.ordered)) for u in uris]
     seen: dict[str, str] = {}
     for uri, sid in pairs:

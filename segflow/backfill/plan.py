@@ -9,7 +9,6 @@ from typing import Any, Literal
 from segflow.backfill.listing import Partition, list_partitions
 from segflow.backfill.markers import read_markers
 from segflow.config import BackfillParams
-from storage.urls import open_store
 
 __all__ = ["Action", "BackfillPlan", "PlanItem", "make_plan", "plan_backfill"]
 
@@ -99,9 +98,9 @@ def make_plan(params: BackfillParams) -> BackfillPlan:
     Raises:
         SourceError: If a local archive folder does not exist.
     """
-    options = params.store.storage_options
+    options = params.store.resolved_options()
     partitions = list_partitions(params.archive, params.start, params.end, options)
-    store = open_store(params.store.url, options)
+    store = params.store.open()
     markers = {} if params.force else read_markers(store, params.model_tag)
     return plan_backfill(partitions, markers, force=params.force, ordered=params.ordered)
 

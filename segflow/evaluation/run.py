@@ -17,7 +17,6 @@ from segflow.ids import validate_id
 from segflow.selection import select_sequences
 from storage.predictions import PredictionMeta, PredictionRepository
 from storage.sequences import SequenceRepository
-from storage.urls import open_store
 
 __all__ = ["evaluate", "infer_task"]
 
@@ -58,7 +57,7 @@ def evaluate(
     """
     tag = validate_id(params.model_tag, what="model tag")
     checkpoints = checkpoints or params.checkpoints
-    store = open_store(params.store.url, params.store.storage_options)
+    store = params.store.open()
     repo, preds = SequenceRepository(store), PredictionRepository(store)
     ids = select_sequences(repo, params.selection)
     if params.plot_sequence is not None and params.plot_sequence not in ids:
@@ -166,7 +165,7 @@ def _task(
     if checkpoints is not None:
         from segflow.registry import load_model  # loads Keras: only when a model is named
 
-        config = load_model(open_store(checkpoints.url, checkpoints.storage_options), tag).config
+        config = load_model(checkpoints.open(), tag).config
         if any(i.meta.config_hash != config.config_hash() for i in loaded):
             notes.append(
                 f"the model under {tag!r} is configured differently from the one that made "

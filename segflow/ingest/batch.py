@@ -8,7 +8,6 @@ from segflow.errors import ConfigError, SegflowError
 from segflow.ids import id_from_name
 from segflow.ingest.run import IngestResult, ingest_source
 from segflow.sources.discover import discover
-from storage import open_store
 from storage.sequences import SequenceRepository
 from storage.validation import require_positive_int
 
@@ -21,8 +20,8 @@ def plan_sources(params: IngestParams) -> list[tuple[str, str]]:
         ConfigError: If ``sequence_id`` or ``labels`` is given for several sources, or two
             sources would land in the same sequence.
     """
-    open_store(params.store.url, params.store.storage_options)  # a bad store URL fails first
-    uris = discover(list(params.sources), storage_options=params.store.storage_options)
+    params.store.open()  # a bad store URL fails first
+    uris = discover(list(params.sources), storage_options=params.store.resolved_options())
     if (params.sequence_id or params.labels) and len(uris) != 1:
         raise ConfigError(
             f"--id and --labels apply to one source, but {len(uris)} sources were given: "
@@ -74,7 +73,7 @@ def _check_unique_ids(pairs: list[tuple[str, str]], *, append: bool) -> None:
 
 def ingest_one(uri: str, sequence_id: str, params: IngestParams) -> IngestResult:
     """Ingest one source, turning a segflow error into a ``failed`` result."""
-    repo = SequenceRepository(open_store(params.store.url, params.store.storage_options))
+    repo = SequenceRepository(params.store.open())
     on_frames = progress.frames_callback(sequence_id)
     try:
         return ingest_source(
@@ -87,7 +86,7 @@ def ingest_one(uri: str, sequence_id: str, params: IngestParams) -> IngestResult
             source_config=params.source,
             write_config=params.write,
             on_frames=on_frames,
-            storage_options=params.store.storage_options,
+            storage_options=params.store.resolved_options(),
         )
     except SegflowError as error:
         return IngestResult(uri, sequence_id, "failed", message=str(error))

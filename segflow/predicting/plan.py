@@ -259,7 +259,8 @@ def plan_key(params: PredictParams, model: LoadedModel, store: Store) -> str:
     identity = {
         # Not the checkpoint settings nor storage options (credentials may rotate).
         "params": params.model_dump(
-            mode="json", exclude={"checkpoints": True, "store": {"storage_options"}}
+            mode="json",
+            exclude={"checkpoints": True, "store": {"storage_options", "credentials_block"}},
         ),
         "store": store.url,
         "checkpoint": model.checkpoint,

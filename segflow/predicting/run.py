@@ -31,7 +31,6 @@ from segflow.selection import select_sequences
 from storage.base import Store
 from storage.predictions import PredictionMeta, PredictionRepository, now_iso
 from storage.sequences import SequenceRepository
-from storage.urls import open_store
 
 if TYPE_CHECKING:
     from segflow.checkpoint import CheckpointManager
@@ -71,8 +70,8 @@ def predict(
     """
     started = time.monotonic()
     tag = validate_id(params.model_tag, what="model tag")
-    store = open_store(params.store.url, params.store.storage_options)
-    checkpoints = open_store(params.checkpoints.url, params.checkpoints.storage_options)
+    store = params.store.open()
+    checkpoints = params.checkpoints.open()
     repo, preds = SequenceRepository(store), PredictionRepository(store)
     ids = select_sequences(repo, params.selection)
     model = load_model(checkpoints, tag)
