@@ -3,7 +3,9 @@
 Run alone: ``python -m benchmarks.cli [--quick]``.
 
 With the local server running (``segflow server start``, started here on a free port in a
-temporary home), ``segflow ingest`` of a tiny ``.npy`` and ``segflow inspect --json``; without
+temporary home, with its command daemon), ``segflow ingest`` of a tiny ``.npy`` and ``segflow
+inspect --json`` as users run them (the ``segflow`` executable hands them to the daemon), and
+the same ingest in its own process (``SEGFLOW_NO_DAEMON=1``) for comparison; without
 any server, ``segflow ingest`` (which starts Prefect's temporary server), against the
 temporary server's own start measured alone in a fresh process. A probe runs the ingest
 command's steps in one process and times each, for the breakdown: interpreter, imports,
@@ -94,7 +96,16 @@ def _wall(args: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, s
 
 
 def _segflow(*args: str) -> list[str]:
-    return [sys.executable, "-m", "segflow_cli", *args]
+    """The ``segflow`` executable users run (the launcher: the daemon when it is there)."""
+    return [str(Path(sys.executable).parent / "segflow"), *args]
+
+
+def _wait_for_daemon(home: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (home / "commands.sock").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the command daemon did not start in {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def _median(
@@ -138,6 +149,9 @@ def main() -> int:
         port = _free_port()
         start, _ = _wall(_segflow("server", "start", "--port", str(port)), bare, work)
         try:
+            _wait_for_daemon(Path(bare["SEGFLOW_SERVER_HOME"]))
+            own_args = [_segflow("ingest", "tiny.npy", "--store", f"o{i}") for i in range(runs)]
+            own, own_runs = _median(own_args, bare | {"SEGFLOW_NO_DAEMON": "1"}, work)
             ingest_args = [_segflow("ingest", "tiny.npy", "--store", f"t{i}") for i in range(runs)]
             ingest, ingest_runs = _median(ingest_args, bare, work)
             inspect, inspect_runs = _median(
@@ -157,6 +171,8 @@ def main() -> int:
         "ingest, no server, runs": no_server_runs,
         "ingest, local server": ingest,
         "ingest, local server, runs": ingest_runs,
+        "ingest, local server, own process": own,
+        "ingest, local server, own process, runs": own_runs,
         "inspect, local server": inspect,
         "inspect, local server, runs": inspect_runs,
         "ingest steps, local server": steps,
@@ -172,7 +188,8 @@ def main() -> int:
         ["segflow server start", start, "once; first start creates the database"],
         ["temporary server start alone", temporary, "what a command without a server pays"],
         ["segflow ingest, no server", no_server, f"{no_server - temporary:+.2f} s over it"],
-        ["segflow ingest, local server", ingest, "whole process"],
+        ["segflow ingest, local server", ingest, "whole process, run by the daemon"],
+        ["  the same in its own process", own, "SEGFLOW_NO_DAEMON=1"],
         ["segflow inspect --json, local server", inspect, "whole process"],
         *[[f"  ingest step: {name}", value, ""] for name, value in steps.items()],
     ]

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +60,7 @@ class ServerRecord:
     pid: int
     port: int
     prefect_home: str
+    daemon_pid: int | None = None
 
     @property
     def ui(self) -> str:
@@ -235,8 +236,33 @@ def start(port: PortOption = DEFAULT_PORT, timeout: TimeoutOption = START_TIMEOU
     record = ServerRecord(pid=process.pid, port=port, prefect_home=prefect_home)
     _record_path().write_text(json.dumps(asdict(record)))
     _wait_healthy(process, record, log, timeout)
+    record = replace(record, daemon_pid=_spawn_daemon(record, home))
+    _record_path().write_text(json.dumps(asdict(record)))
     message = f"Prefect server running: UI {record.ui} (pid {record.pid}, log {log})"
     console.print(message, soft_wrap=True)
+
+
+def _spawn_daemon(record: ServerRecord, home: Path) -> int:
+    """Start the command daemon (:mod:`segflow_cli.daemon`); return its pid. Commands reach it
+    as soon as it has warmed up (a few seconds); ``stop`` stops it with the server."""
+    from segflow_cli.launch import socket_path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {
+        "PREFECT_API_URL": record.api,
+        "PREFECT_HOME": record.prefect_home,
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    with (home / "daemon.log").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "segflow_cli.daemon", str(socket_path())],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command; stopped as a group
+        ).pid
 
 
 @server_app.command("status")
@@ -246,8 +272,13 @@ def status() -> None:
     if record is None:
         console.print("no local server (start one with `segflow server start`)", soft_wrap=True)
         raise typer.Exit(code=1)
+    from segflow_cli.launch import socket_path
+
     answers = "answers" if healthy(record.api) else "does not answer"
-    typer.echo(f"UI {record.ui} (API {record.api}, pid {record.pid}): {answers}")
+    daemon = "ready" if socket_path().exists() else "not running"
+    typer.echo(
+        f"UI {record.ui} (API {record.api}, pid {record.pid}): {answers}; commands daemon {daemon}"
+    )
 
 
 @server_app.command("stop")
@@ -266,4 +297,10 @@ def stop() -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):  # whatever did not stop in time, or was left
         os.killpg(record.pid, signal.SIGKILL)
+    from segflow_cli.launch import socket_path
+
+    if record.daemon_pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.daemon_pid, signal.SIGKILL)  # it holds nothing to flush
+    socket_path().unlink(missing_ok=True)
     console.print(f"stopped the Prefect server (pid {record.pid})", soft_wrap=True)
