@@ -46,7 +46,8 @@ class _RichReporter(ABC):
             self._progress.start()
 
     def __enter__(self) -> Self:
-        if self._enabled:
+        # Bars only on a terminal: piped or redirected, a command prints its summary alone.
+        if self._enabled and self._progress.console.is_terminal:
             progress.set_reporter(self)
         return self
 

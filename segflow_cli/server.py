@@ -277,7 +277,7 @@ def status() -> None:
     answers = "answers" if healthy(record.api) else "does not answer"
     daemon = "ready" if socket_path().exists() else "not running"
     typer.echo(
-        f"UI {record.ui} (API {record.api}, pid {record.pid}): {answers}; commands daemon {daemon}"
+        f"UI {record.ui} (API {record.api}, pid {record.pid}, commands daemon {daemon}): {answers}"
     )
 
 
