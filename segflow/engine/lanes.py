@@ -36,11 +36,22 @@ __all__ = [
 ]
 
 
-def _sublayers(layer: Any) -> Iterator[Any]:
-    """Every layer inside ``layer`` (nested models and blocks included), depth first."""
-    for inner in getattr(layer, "layers", None) or ():
+def _sublayers(layer: Any, seen: set[int] | None = None) -> Iterator[Any]:
+    """Every layer inside ``layer``, depth first, in order, each once: nested models and
+    ``Sequential`` blocks, and the layers a custom layer or a wrapper (``TimeDistributed``)
+    holds as attributes."""
+    seen = set() if seen is None else seen
+    # Models list their layers; any other layer tracks the layers assigned to it in
+    # `_layers` (Keras has no public name for those).
+    inner_layers = getattr(layer, "layers", None)
+    if inner_layers is None:
+        inner_layers = getattr(layer, "_layers", None)
+    for inner in inner_layers or ():
+        if id(inner) in seen:
+            continue
+        seen.add(id(inner))
         yield inner
-        yield from _sublayers(inner)
+        yield from _sublayers(inner, seen)
 
 
 def recurrent_layers(model: keras.Model) -> list[Any]:
