@@ -229,7 +229,9 @@ class Locations:
             deployment ingests and the nightly one watches.
         archive: Archive of ``YYYY-MM-DD/`` folders the backfill reads.
         model_tag: Model of train, predict, backfill and nightly.
-        storage_options: fsspec options for an S3 store, checkpoints and archive.
+        storage_options: fsspec options (no secrets) for an S3 store, checkpoints and archive.
+        credentials_block: Prefect block holding their credentials (see
+            :class:`segflow.config.Located`); None: the AWS environment or profile.
         nightly_cron: Cron line of the nightly deployment (UTC).
         nightly_interval: Seconds between nightly runs instead of the cron line (for trying
             out); ``None`` or 0 keeps the cron line.
@@ -241,6 +243,7 @@ class Locations:
     archive: str = _default(BackfillParams, "archive")
     model_tag: str = _default(TrainParams, "model_tag")
     storage_options: dict[str, Any] | None = field(default=None, hash=False)
+    credentials_block: str | None = None
     nightly_cron: str = "0 2 * * *"
     nightly_interval: float | None = None
 
@@ -262,10 +265,12 @@ def build_deployments(locations: Locations = DEFAULT_LOCATIONS) -> tuple[Deploym
             e.g. a model tag that is not one path component).
         ConfigError: If the nightly interval is negative.
     """
-    store = StoreConfig(url=locations.store, storage_options=locations.storage_options)
-    checkpoints = CheckpointConfig(
-        url=locations.checkpoints, storage_options=locations.storage_options
-    )
+    access = {  # options and where the secrets are: never the secrets themselves
+        "storage_options": locations.storage_options,
+        "credentials_block": locations.credentials_block,
+    }
+    store = StoreConfig(url=locations.store, **access)
+    checkpoints = CheckpointConfig(url=locations.checkpoints, **access)
     tag = locations.model_tag
     return (
         Deployment(

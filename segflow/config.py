@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from segflow.ids import validate_id
 from segflow.modelconfig import Cell, Encoder, Head, ModelConfig, Task
 from segflow.recipe import Inputs, Recipe
-from storage.credentials import refuse_secrets
+from storage.credentials import merge_options, refuse_secrets
 from storage.credentials import resolve as resolve_credentials
 from storage.urls import DEFAULT_STORE, open_store
 from storage.validation import invalid_argument
@@ -57,7 +57,8 @@ ModelTag = Annotated[str, AfterValidator(lambda value: validate_id(value, what="
 class Frozen(BaseModel):
     """Base for segflow's configuration models: immutable, unknown fields refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Inputs are not repeated in validation errors: a refused secret must not reach a log.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class Located(Frozen):
@@ -96,7 +97,7 @@ class Located(Frozen):
         """
         if self.credentials_block is None:
             return self.storage_options
-        return {**(self.storage_options or {}), **resolve_credentials(self.credentials_block)}
+        return merge_options(self.storage_options, resolve_credentials(self.credentials_block))
 
     def open(self) -> Store:
         """The store at ``url``, opened with :meth:`resolved_options`."""
@@ -430,7 +431,7 @@ class BackfillParams(DaskOptions):
         "./archive",
         description=(
             "Local path or s3://bucket/prefix holding one folder per day: YYYY-MM-DD/ "
-            "(an S3 archive is read with the store's storage options)."
+            "(an S3 archive is read with the store's storage options and credentials block)."
         ),
     )
     start: datetime.date | None = Field(

@@ -10,17 +10,22 @@ import json
 import os
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from segflow.errors import SegflowError
+from storage.credentials import redact
+
+if TYPE_CHECKING:
+    from storage import Store
 
 __all__ = [
     "DEBUG_ENV",
     "DEFAULT_STORE",
+    "CredentialsBlockOption",
     "EndpointOption",
     "StoreOption",
     "console",
@@ -30,6 +35,8 @@ __all__ = [
     "load_config_file",
     "locations",
     "merge",
+    "open_store_at",
+    "store_location",
     "validated",
 ]
 
@@ -47,6 +54,17 @@ StoreOption = Annotated[str, typer.Option("--store", help="Local path or s3://bu
 EndpointOption = Annotated[
     str | None,
     typer.Option("--s3-endpoint", envvar="SEGFLOW_S3_ENDPOINT_URL", help="S3 endpoint URL."),
+]
+
+CredentialsBlockOption = Annotated[
+    str | None,
+    typer.Option(
+        "--credentials-block",
+        envvar="SEGFLOW_CREDENTIALS_BLOCK",
+        help="Prefect block holding the S3 credentials: an AwsCredentials block, or a Secret "
+        "whose value is a JSON object of fsspec options (default: the AWS environment, "
+        "profile or role).",
+    ),
 ]
 
 
@@ -96,7 +114,8 @@ def one_line(error: Exception | str) -> str:
         for item in errors():
             where = ".".join(str(part) for part in item.get("loc", ()))
             message = str(item.get("msg", "")).removeprefix("Value error, ")
-            got = "" if "got" in message else f" (got {item.get('input')!r})"
+            # Redacted: a refused secret in storage_options must not reach the terminal.
+            got = "" if "got" in message else f" (got {redact(item.get('input'))!r})"
             parts.append(f"invalid {where}: {message}{got}" if where else message + got)
         return "; ".join(parts)
     return " ".join(str(error).split())
@@ -163,13 +182,38 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def locations(store: str, checkpoints: str, s3_endpoint: str | None) -> dict[str, Any]:
-    """The store and checkpoint locations of a run, as parameter overrides."""
-    options = endpoint_options(s3_endpoint)
+def store_location(
+    url: str, s3_endpoint: str | None, credentials_block: str | None = None
+) -> dict[str, Any]:
+    """A store's (or checkpoints') location as config fields: URL, endpoint, credentials block.
+
+    >>> store_location("s3://b/p", "http://localhost:9000", "prod-s3")
+    {'url': 's3://b/p', 'storage_options': {'endpoint_url': 'http://localhost:9000'},
+     'credentials_block': 'prod-s3'}
+    """
     return {
-        "store": {"url": store, "storage_options": options},
-        "checkpoints": {"url": checkpoints, "storage_options": options},
+        "url": url,
+        "storage_options": endpoint_options(s3_endpoint),
+        "credentials_block": credentials_block,
     }
+
+
+def locations(
+    store: str, checkpoints: str, s3_endpoint: str | None, credentials_block: str | None = None
+) -> dict[str, Any]:
+    """The store and checkpoint locations of a run, as parameter overrides."""
+    return {
+        "store": store_location(store, s3_endpoint, credentials_block),
+        "checkpoints": store_location(checkpoints, s3_endpoint, credentials_block),
+    }
+
+
+def open_store_at(url: str, s3_endpoint: str | None, credentials_block: str | None = None) -> Store:
+    """Open the store at ``url`` as a run would (credentials from the block, if named)."""
+    import tasks  # noqa: F401  (registers the reader of Prefect's credentials blocks)
+    from segflow.config import StoreConfig
+
+    return validated(StoreConfig, store_location(url, s3_endpoint, credentials_block)).open()
 
 
 def validated(model: type[ModelT], data: dict[str, Any]) -> ModelT:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from segflow.errors import SegflowError
-from segflow_cli.common import EndpointOption, endpoint_options, fail
+from segflow_cli.common import CredentialsBlockOption, EndpointOption, endpoint_options, fail
 
 __all__ = ["serve"]
 
@@ -53,6 +53,7 @@ def serve(
     nightly_interval: IntervalOption = None,
     limit: LimitOption = None,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
 ) -> None:
     """Serve the ingest, train, predict, backfill, nightly and demo deployments from this process.
 
@@ -77,6 +78,7 @@ def serve(
         DEFAULT_LOCATIONS,
         **{name: value for name, value in given.items() if value is not None},
         storage_options=endpoint_options(s3_endpoint),
+        credentials_block=credentials_block,
         nightly_interval=nightly_interval,
     )
     try:

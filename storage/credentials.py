@@ -16,7 +16,14 @@ from storage.errors import ConfigError
 Resolver = Callable[[str], dict[str, Any]]
 _resolvers: list[Resolver] = []
 
-__all__ = ["SECRET_OPTIONS", "refuse_secrets", "register_resolver", "resolve"]
+__all__ = [
+    "SECRET_OPTIONS",
+    "merge_options",
+    "redact",
+    "refuse_secrets",
+    "register_resolver",
+    "resolve",
+]
 
 #: fsspec/s3fs/botocore option names that hold a secret, at any depth of the options.
 SECRET_OPTIONS = frozenset(
@@ -61,6 +68,24 @@ def refuse_secrets(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(options)
 
 
+def redact(value: Any) -> Any:
+    """``value`` with the value of every secret option replaced by ``'***'``, at any depth.
+
+    For echoing a refused input (an error message, a log line) without the secret in it.
+
+    >>> redact({"endpoint_url": "http://s3:9000", "client_kwargs": {"aws_secret_access_key": "x"}})
+    {'endpoint_url': 'http://s3:9000', 'client_kwargs': {'aws_secret_access_key': '***'}}
+    """
+    if isinstance(value, Mapping):
+        return {
+            k: "***" if str(k).lower() in SECRET_OPTIONS and v not in (None, "") else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(item) for item in value)
+    return value
+
+
 def _secret_paths(options: Mapping[str, Any], prefix: str) -> list[str]:
     found: list[str] = []
     for name, value in options.items():
@@ -94,3 +119,24 @@ def resolve(block: str) -> dict[str, Any]:
             "use the AWS environment variables or profile instead"
         )
     return dict(_resolvers[-1](block))
+
+
+def merge_options(options: Mapping[str, Any] | None, secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with a credentials block's ``secrets`` merged in, nested dicts merged too.
+
+    The block wins where both set a value, and ``client_kwargs``/``config_kwargs`` set in the
+    parameters survive a block that sets other keys of them.
+
+    >>> params = {"endpoint_url": "http://s3:9000", "client_kwargs": {"verify": False}}
+    >>> block = {"key": "k", "client_kwargs": {"region_name": "eu-west-1"}}
+    >>> merge_options(params, block)["client_kwargs"]
+    {'verify': False, 'region_name': 'eu-west-1'}
+    """
+    merged = dict(options or {})
+    for name, value in secrets.items():
+        base = merged.get(name)
+        if isinstance(base, Mapping) and isinstance(value, Mapping):
+            merged[name] = merge_options(base, value)
+        else:
+            merged[name] = value
+    return merged

@@ -11,7 +11,10 @@ Works with AWS S3 and with S3-compatible servers (MinIO, moto, Ceph) through ``e
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -60,10 +63,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 def default_storage_options() -> dict[str, Any]:
-    """Return the s3fs options used when none are given.
+    """Return the s3fs options that given ``storage_options`` add to (and override).
 
     That is the endpoint in ``$SEGFLOW_S3_ENDPOINT_URL`` if set. Credentials and region come
-    from the usual AWS sources (environment, config files, roles).
+    from the usual AWS sources (environment, config files, roles) unless options name them.
     """
     endpoint = os.environ.get(ENDPOINT_ENV)
     return {"endpoint_url": endpoint} if endpoint else {}
@@ -75,7 +78,8 @@ class S3Store(Store):
     Args:
         url: ``s3://bucket[/prefix]``.
         storage_options: Options for :class:`s3fs.S3FileSystem` (``endpoint_url``, ``key``,
-            ``secret``, ``client_kwargs``...). When None, :func:`default_storage_options`.
+            ``secret``, ``client_kwargs``...), over :func:`default_storage_options`. Configs
+            never hold secrets (see :mod:`storage.credentials`); they resolve them into these.
 
     The bucket is checked once, on first use: a missing bucket or an unreachable endpoint
     raises :class:`StoreError` naming the URL.
@@ -84,12 +88,8 @@ class S3Store(Store):
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
         self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        options = default_storage_options() if storage_options is None else dict(storage_options)
-        self._options = options
-        # No listing cache: it would hide objects written by other processes. Instances are
-        # shared (fsspec's instance cache) by stores with the same options, which saves
-        # creating a client per store.
-        self._fs = s3fs.S3FileSystem(use_listings_cache=False, **options)
+        self._options = {**default_storage_options(), **(storage_options or {})}
+        self._fs = filesystem(self._options)
         self._bucket_checked = False
 
     # -- paths and errors ------------------------------------------------------------------
@@ -152,7 +152,7 @@ class S3Store(Store):
     def zarr_store(self, *, read_only: bool = False) -> zarr.storage.FsspecStore:
         self._check_bucket()
         root = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
-        fs = _async_filesystem(self._options)
+        fs = filesystem(self._options, asynchronous=True)
         return zarr.storage.FsspecStore(fs, read_only=read_only, path=root)
 
     def read_bytes(self, key: str) -> bytes:
@@ -292,30 +292,78 @@ def _error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-#: The async filesystems handed to zarr, by id, to close their sessions at exit.
-_ASYNC_FILESYSTEMS: dict[int, s3fs.S3FileSystem] = {}
-# A forked child gets a new zarr loop and new filesystems; the parent's are not its to close.
-os.register_at_fork(after_in_child=_ASYNC_FILESYSTEMS.clear)
+#: Environment variables botocore takes credentials, profile, region or endpoint from when
+#: options do not name them: part of a filesystem's identity, as the options are.
+_AWS_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
+
+#: The filesystems in use, by :func:`_identity`; async ones are closed at exit.
+_FILESYSTEMS: dict[str, s3fs.S3FileSystem] = {}
+_FILESYSTEMS_LOCK = threading.Lock()
+# A forked child gets a new zarr loop and new filesystems; the parent's are not its to use.
+os.register_at_fork(after_in_child=_FILESYSTEMS.clear)
 
 
-def _async_filesystem(options: dict[str, Any]) -> s3fs.S3FileSystem:
-    """Return the (shared) async filesystem zarr uses for ``options``.
+def filesystem(options: dict[str, Any], *, asynchronous: bool = False) -> s3fs.S3FileSystem:
+    """The s3fs filesystem for ``options``, shared by every store opened with the same ones.
 
-    zarr drives the filesystem from its own event loop, so it needs an async instance.
+    fsspec's own instance cache knows only the options, so with credentials from the
+    environment it would hand a filesystem signed with old credentials to a store opened
+    after the environment changed. This cache also keys on the AWS variables in effect (as
+    a digest). No listing cache: it would hide objects written by other processes. zarr drives
+    the filesystem from its own event loop, so it gets an ``asynchronous`` instance.
+
+    >>> one = filesystem({"key": "k1", "secret": "s1"})
+    >>> one is filesystem({"key": "k1", "secret": "s1"})
+    True
+    >>> one is filesystem({"key": "k2", "secret": "s1"})
+    False
     """
-    fs = s3fs.S3FileSystem(asynchronous=True, use_listings_cache=False, **options)
-    _ASYNC_FILESYSTEMS[id(fs)] = fs
+    identity = _identity(options, asynchronous)
+    with _FILESYSTEMS_LOCK:
+        fs = _FILESYSTEMS.get(identity)
+        if fs is None:
+            fs = s3fs.S3FileSystem(
+                use_listings_cache=False,
+                skip_instance_cache=True,
+                asynchronous=asynchronous,
+                **options,
+            )
+            _FILESYSTEMS[identity] = fs
     return fs
+
+
+def _identity(options: dict[str, Any], asynchronous: bool) -> str:
+    """A digest of what a filesystem is built from (no secret is kept in the clear)."""
+    ambient = {name: os.environ.get(name) for name in _AWS_ENV}
+    text = json.dumps([options, ambient, asynchronous], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _close_async_filesystems() -> None:
     """Close zarr's S3 sessions; unclosed, aiohttp prints 'Unclosed client session' at exit."""
-    for fs in _ASYNC_FILESYSTEMS.values():
+    for fs in list(_FILESYSTEMS.values()):
         creator = getattr(fs, "_s3creator", None)
-        if creator is not None:
+        if fs.asynchronous and creator is not None:
             with suppress(Exception):  # best effort during interpreter shutdown
                 zarr_sync(creator.__aexit__(None, None, None), timeout=2)
-    _ASYNC_FILESYSTEMS.clear()
+    _FILESYSTEMS.clear()
 
 
 # zarr registered its exit hook (stopping its loop) on import, above; hooks run last-in

@@ -22,8 +22,10 @@ def open_store(url: str | os.PathLike[str], storage_options: dict[str, Any] | No
     Args:
         url: A local path, a ``file://`` URL, or ``s3://bucket[/prefix]``.
         storage_options: Options passed to the fsspec filesystem (S3 only), e.g.
-            ``{"endpoint_url": "http://127.0.0.1:9000", "key": ..., "secret": ...}``.
-            When omitted for S3, ``SEGFLOW_S3_ENDPOINT_URL`` is honoured if set.
+            ``{"endpoint_url": "http://127.0.0.1:9000"}``; without an endpoint,
+            ``SEGFLOW_S3_ENDPOINT_URL`` is used if set. Credentials come from the AWS chain
+            (environment, profile, role) unless given here, as a config's
+            ``resolved_options()`` gives those of its credentials block.
 
     Returns:
         The store.

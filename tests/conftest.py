@@ -10,7 +10,7 @@ import pytest
 
 # The environment (PREFECT_HOME, no PREFECT_API_URL, the runtime set-up, the project root on
 # sys.path) is set by the root conftest.py, which pytest loads before this file.
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, start_s3_server
+from tests.s3server import S3Server, start_s3_server
 
 # --------------------------------------------------------------------------------------------
 # S3: a moto server on 127.0.0.1, one bucket per session, a fresh prefix per test
@@ -19,17 +19,13 @@ from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, start_s3_se
 
 @pytest.fixture(scope="session")
 def s3_moto_server() -> Iterator[S3Server]:
-    """The running moto S3 server, with fake AWS credentials in the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        # Fake credentials, so that nothing can reach a real AWS account by accident.
-        env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
-            env.delenv(name, raising=False)
-        with start_s3_server() as server:
-            yield server
+    """The running moto S3 server, with its fake AWS credentials in the environment.
+
+    Fake credentials, so that nothing can reach a real AWS account by accident; and in the
+    environment, not in ``storage_options``, because configs refuse secrets there.
+    """
+    with start_s3_server() as server, server.aws_environment():
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +36,7 @@ def s3_server(s3_moto_server: S3Server) -> str:
 
 @pytest.fixture(scope="session")
 def s3_storage_options(s3_moto_server: S3Server) -> dict[str, Any]:
-    """s3fs options reaching the moto server; pass them to ``open_store``."""
+    """s3fs options reaching the moto server, without secrets (``open_store`` or configs)."""
     return s3_moto_server.storage_options
 
 
