@@ -4,6 +4,9 @@ A *model tag* names a model. Everything stored for it is found from here::
 
     runs/train-<tag>/ckpt-<n>/...      checkpoints of its training run   (train_run_key)
     runs/predict-<tag>/ckpt-<n>/...    checkpoints of its prediction run (predict_run_key)
+    runs/predict.shard-<i>-of-<n>-<tag>/...
+                                       checkpoints of shard i of n of a sharded prediction
+                                       run (shard_run_key)
     models/<tag>/model.keras           the exported stateless model      (export_prefix)
     models/<tag>/manifest.json         written LAST: the export exists only once it does
 
@@ -51,7 +54,9 @@ __all__ = [
     "load_exported",
     "load_exported_model",
     "load_model",
+    "model_fingerprint",
     "predict_run_key",
+    "shard_run_key",
     "train_run_key",
     "training_engine",
     "weights_digest",
@@ -91,6 +96,23 @@ def predict_run_key(model_tag: str) -> str:
     'predict-tiny'
     """
     return f"predict-{model_tag}"
+
+
+def shard_run_key(model_tag: str, index: int, count: int) -> str:
+    """The checkpoint run key of shard ``index`` of ``count`` of predicting with ``model_tag``.
+
+    Each shard of a sharded run checkpoints under its own key, so shards run at once and a
+    retried one resumes its own progress. The ``predict.`` prefix never begins a
+    :func:`predict_run_key` (always ``predict-``), so no tag's keys collide with a shard's.
+
+    >>> shard_run_key("tiny", 0, 2)
+    'predict.shard-0-of-2-tiny'
+    """
+    if not 0 <= index < count:
+        raise ConfigError(
+            f"Received shard index={index} of count={count}, expected 0 <= index < count."
+        )
+    return f"predict.shard-{index}-of-{count}-{model_tag}"
 
 
 def export_prefix(model_tag: str) -> str:
@@ -135,6 +157,33 @@ def latest_training_checkpoint(store: Store, model_tag: str) -> str | None:
     from segflow.checkpoint import CheckpointManager
 
     return CheckpointManager(store, train_run_key(model_tag)).latest()
+
+
+def model_fingerprint(store: Store, model_tag: str) -> str:
+    """A digest of the model :func:`load_model` would load, read from its manifest only.
+
+    The export's manifest (else that of the latest training checkpoint) records the sha256
+    of every weights file, so the digest changes whenever the weights do; it costs a listing
+    and one small read, where loading the weights costs seconds. Workers key the models they
+    keep by it.
+
+    Raises:
+        CheckpointError: If there is neither an export nor a training checkpoint.
+    """
+    from segflow.checkpoint import MANIFEST, CheckpointManager
+
+    validate_id(model_tag, what="model tag")
+    key = _manifest_key(model_tag)
+    if not has_export(store, model_tag):
+        manager = CheckpointManager(store, train_run_key(model_tag))
+        name = manager.latest()
+        if name is None:
+            _load_training_checkpoint(store, model_tag)  # raises its "no model" error
+        key = f"{manager.prefix}/{name}/{MANIFEST}"
+    try:
+        return hashlib.sha256(store.read_bytes(key)).hexdigest()[:32]
+    except KeyNotFoundError:  # replaced meanwhile: a digest no model has
+        return "missing"
 
 
 # -- exporting ---------------------------------------------------------------------------------

@@ -36,7 +36,38 @@ if TYPE_CHECKING:  # these import the engine's stack: loaded when a command runs
     from segflow.config import IngestParams
     from segflow.ingest import IngestReport
 
-__all__ = ["backfill", "demo", "ingest", "inspect", "predict", "train"]
+__all__ = [
+    "DaskAddressOption",
+    "DaskWorkersOption",
+    "backfill",
+    "dask_options",
+    "demo",
+    "ingest",
+    "inspect",
+    "predict",
+    "train",
+]
+
+DaskAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-address", help="Run the heavy work on this Dask scheduler (tcp://host:8786)."
+    ),
+]
+DaskWorkersOption = Annotated[
+    int | None,
+    typer.Option("--dask-workers", help="Run the heavy work on a local Dask cluster of N."),
+]
+
+
+def dask_options(address: str | None, workers: int | None) -> dict[str, object]:
+    """The parameters' Dask fields from the command line (unset ones left to the defaults).
+
+    >>> dask_options(None, 3)
+    {'dask_workers': 3}
+    """
+    given = {"dask_address": address, "dask_workers": workers}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def ingest(
@@ -56,9 +87,9 @@ def ingest(
     grayscale: Annotated[bool, typer.Option(help="Convert frames to one channel.")] = False,
     label_column: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
     timestamp_column: Annotated[str | None, typer.Option(help="CSV timestamp column.")] = None,
-    dask: Annotated[
-        bool, typer.Option("--dask", help="Run sources on a local Dask cluster.")
-    ] = False,
+    dask: Annotated[bool, typer.Option("--dask", help="Same as --dask-workers 2.")] = False,
+    dask_address: DaskAddressOption = None,
+    dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -80,7 +111,7 @@ def ingest(
                 timestamp_column=timestamp_column,
             ),
             write=WriteConfig(segment_length=segment_length, compression=compression),
-            dask_workers=2 if dask else None,
+            **dask_options(dask_address, 2 if dask and dask_workers is None else dask_workers),
         )
     except (ValueError, SegflowError) as error:
         raise fail(error) from None
@@ -247,10 +278,13 @@ def predict(
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     ids: Annotated[list[str] | None, typer.Option("--id", help="Only these sequences.")] = None,
     recompute: Annotated[bool, typer.Option(help="Recompute from frame 0.")] = False,
+    dask_address: DaskAddressOption = None,
+    dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Predict every selected sequence with the model exported under --model-tag."""
+    """Predict every selected sequence with the model exported under --model-tag (on Dask:
+    one shard per worker)."""
     from segflow.config import PredictParams
 
     overrides = {
@@ -259,6 +293,7 @@ def predict(
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "selection": {"ids": ids or None},
         "recompute": recompute,
+        **dask_options(dask_address, dask_workers),
     }
     params = validated(PredictParams, merge({}, overrides))
     from flows.predict import predict as predict_flow
@@ -276,10 +311,13 @@ def predict(
         "steps": report.steps,
         "resumed_from": report.resumed_from,
         "seconds": report.seconds,
+        "shards": len(report.shards) or None,
     }
+    retried = ", ".join(s.name for s in report.shards if s.retried)
     console.print(
         f"predicted with [bold]{model_tag}[/]: "
         + ", ".join(f"{k} {v}" for k, v in counts.items() if v is not None)
+        + (f"; retried {retried}" if retried else "")
     )
 
 
@@ -385,6 +423,8 @@ def backfill(
     lanes: Annotated[
         int | None, typer.Option(help="Sequences side by side when predicting.")
     ] = None,
+    dask_address: DaskAddressOption = None,
+    dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -404,6 +444,7 @@ def backfill(
         **locations(store, checkpoints, s3_endpoint),
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "write": {"segment_length": segment_length},
+        **dask_options(dask_address, dask_workers),
     }
     params = validated(BackfillParams, merge({}, overrides))
     from flows.backfill import backfill as backfill_flow

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segflow_cli.commands import DaskAddressOption, DaskWorkersOption, dask_options
 from segflow_cli.common import (
     DEFAULT_STORE,
     EndpointOption,
@@ -49,6 +50,8 @@ def evaluate(
     plot_sequence: Annotated[
         str | None, typer.Option(help="Sequence drawn against its labels (default: the first).")
     ] = None,
+    dask_address: DaskAddressOption = None,
+    dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -64,6 +67,7 @@ def evaluate(
         "selection": {"ids": ids or None, "pattern": pattern, "partition": partition},
         "plots_dir": plots_dir,
         "plot_sequence": plot_sequence,
+        **dask_options(dask_address, dask_workers),
     }
     params = validated(EvaluateParams, merge({}, overrides))
     location = None

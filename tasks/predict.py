@@ -1,16 +1,31 @@
-"""Prefect tasks for prediction: one coarse task per prediction pass."""
+"""Prefect tasks for prediction: one coarse task per prediction pass, or per shard of one."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
 from segflow.config import PredictParams
-from segflow.predicting import PredictReport, predict
+from segflow.predicting import ModelCache, PredictReport, Shard, plan_prediction_shards, predict
 from tasks.progress import StepProgress, artifact_key
+
+#: The models this process keeps: a Dask worker loads a model once for all its shards.
+_MODELS = ModelCache(size=2)
+
+
+def worker_models() -> ModelCache:
+    """The models this process keeps (see :class:`~segflow.predicting.ModelCache`).
+
+    Reached through this function, never named in a task's body: Dask pickles a task's
+    function by value with the globals it names, which would ship a fresh, empty copy of
+    the cache with every task; a module-level function travels by reference, so the
+    worker's own cache answers.
+    """
+    return _MODELS
 
 
 @task(name="predict", cache_policy=NO_CACHE, task_run_name="predict {params.model_tag}")
@@ -24,15 +39,48 @@ def predict_task(params: PredictParams, run_id: str | None) -> PredictReport:
         progress.close()
 
 
+@task(name="plan-predict-shards", cache_policy=NO_CACHE)
+def plan_shards_task(params: PredictParams, count: int) -> tuple[Shard, ...]:
+    """Split the selection into at most ``count`` checked shards balanced by frames."""
+    return plan_prediction_shards(params, count)
+
+
+@task(
+    name="predict-shard",
+    cache_policy=NO_CACHE,
+    task_run_name="predict {params.model_tag} {shard.name}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+)
+def predict_shard_task(params: PredictParams, shard: Shard, run_id: str) -> PredictReport:
+    """Predict one shard as a durable run of its own (a retry resumes its checkpoint).
+
+    ``run_id`` is the whole run's (the flow run's): every attempt of the shard shares it,
+    which is how an attempt knows the lock it finds is an earlier attempt's. A worker lost
+    mid-shard is survived by Dask running the task again elsewhere; a failure, by the
+    retries here.
+    """
+    # No progress artifact: a shard's API calls would make the Prefect server's load a
+    # reason for the shard to fail; the flow reports each shard when it ends.
+    model = worker_models().get(params.checkpoints.open(), params.model_tag)
+    report = predict(params, run_id=run_id, shard=shard, model=model)
+    if task_run.run_count > 1:  # a retry after a failure that left no lock behind
+        report = replace(report, shards=tuple(replace(s, retried=True) for s in report.shards))
+    return report
+
+
 @task(name="publish-predict-report", cache_policy=NO_CACHE)
 def publish_predict_report(report: PredictReport) -> None:
     """Publish one row per sequence (action, frames) as a table artifact."""
+    retried = ", ".join(s.name for s in report.shards if s.retried)
+    sharded = f" in {len(report.shards)} shards" if report.shards else ""
     create_table_artifact(
         key=artifact_key("predict", report.model_tag),
         table=[asdict(row) | {"frames": row.frames} for row in report.sequences],
         description=(
             f"**segflow predict `{report.model_tag}`**: {report.predicted} predicted, "
             f"{report.continued} continued, {report.skipped} skipped; "
-            f"{report.frames} frames in {report.seconds:.1f} s."
+            f"{report.frames} frames in {report.seconds:.1f} s{sharded}"
+            + (f"; retried: {retried}." if retried else ".")
         ),
     )

@@ -172,6 +172,8 @@ def test_the_runner_finds_every_benchmark() -> None:
         "manytoone",
         "orchestration",
         "pipeline",
+        "sharded",
+        "small_ingest",
         "stream_memory",
         "streaming",
         "windowed",

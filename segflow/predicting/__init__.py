@@ -23,6 +23,10 @@ step its lane is not reset but loaded with the saved state. The initial states o
 continued sequences that have not started yet are kept in each checkpoint's cursor, so a
 resumed run never reads a state that the interrupted run already replaced.
 
+A sharded run (:mod:`~segflow.predicting.shards`) splits the selection into shards balanced
+by frames; each shard is a durable run of its own (``predict(..., shard=...)``: its own
+checkpoints and lock), so shards go at once on different workers and a retried one resumes.
+
 The package is cut at its seams: :mod:`~segflow.predicting.plan` (the frozen per-sequence
 :class:`~segflow.predicting.plan.PlanEntry`, the decisions, what a checkpoint's cursor
 carries), :mod:`~segflow.predicting.execute` (the stream loop, the row buffers and the
@@ -30,8 +34,23 @@ writer, saving), :mod:`~segflow.predicting.report` (what a run reports) and
 :mod:`~segflow.predicting.run` (:func:`predict`, which composes them).
 """
 
-from segflow.predicting.report import PredictReport, SequenceReport
+from segflow.predicting.cache import ModelCache
+from segflow.predicting.report import PredictReport, SequenceReport, ShardOutcome, merge_reports
 from segflow.predicting.run import predict
+from segflow.predicting.shards import Shard, hold_tag, plan_prediction_shards, plan_shards
 from segflow.registry import LoadedModel, load_model
 
-__all__ = ["LoadedModel", "PredictReport", "SequenceReport", "load_model", "predict"]
+__all__ = [
+    "LoadedModel",
+    "ModelCache",
+    "PredictReport",
+    "SequenceReport",
+    "Shard",
+    "ShardOutcome",
+    "hold_tag",
+    "load_model",
+    "merge_reports",
+    "plan_prediction_shards",
+    "plan_shards",
+    "predict",
+]

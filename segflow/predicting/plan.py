@@ -254,18 +254,32 @@ def zero_state(shapes: StateShapes) -> State:
 # -- what a checkpoint carries -----------------------------------------------------------------
 
 
-def plan_key(params: PredictParams, model: LoadedModel, store: Store) -> str:
-    """What a checkpoint must match to be carried on: same parameters, data store and model."""
+def plan_key(
+    params: PredictParams,
+    model: LoadedModel,
+    store: Store,
+    ids: Sequence[str] | None = None,
+) -> str:
+    """What a checkpoint must match to be carried on: same parameters, data store and model
+    (and, for a shard's run, the same sequences: ``ids``)."""
     identity = {
-        # Not the checkpoint settings nor storage options (credentials may rotate).
+        # Not the checkpoint settings nor storage options (credentials may rotate), nor
+        # where the work runs (a re-run on another cluster carries on just as well).
         "params": params.model_dump(
             mode="json",
-            exclude={"checkpoints": True, "store": {"storage_options", "credentials_block"}},
+            exclude={
+                "checkpoints": True,
+                "store": {"storage_options", "credentials_block"},
+                "dask_address": True,
+                "dask_workers": True,
+            },
         ),
         "store": store.url,
         "checkpoint": model.checkpoint,
         "digest": model.digest,
     }
+    if ids is not None:
+        identity["ids"] = list(ids)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -1,4 +1,8 @@
-"""What a prediction run reports: one row per sequence and the run's totals."""
+"""What a prediction run reports: one row per sequence and the run's totals.
+
+A sharded run's report (:func:`merge_reports`) sums its shards' and keeps one
+:class:`ShardOutcome` per shard, saying which were retried.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 from segflow.predicting.plan import Action, PlanEntry
 from segflow.registry import LoadedModel
 
-__all__ = ["PredictReport", "SequenceReport", "build_report"]
+__all__ = ["PredictReport", "SequenceReport", "ShardOutcome", "build_report", "merge_reports"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,40 @@ class SequenceReport:
 
 
 @dataclass(frozen=True)
+class ShardOutcome:
+    """What one shard of a sharded run did.
+
+    Attributes:
+        index: The shard's index, from 0.
+        count: Shards in the run.
+        sequences: Sequences in the shard.
+        frames: Frames its plan streams.
+        steps: Scheduler steps its last attempt ran.
+        resumed_from: Step its last attempt resumed from (its checkpoint), or None.
+        retried: Whether an earlier attempt had begun it (its worker died, or it failed and
+            was retried): its lock or checkpoint was found, or the orchestrator said so.
+        seconds: Wall-clock duration of its last attempt.
+
+    >>> ShardOutcome(1, 2, 3, 120, 30, 10, True, 1.5).name
+    'shard-1-of-2'
+    """
+
+    index: int
+    count: int
+    sequences: int
+    frames: int
+    steps: int
+    resumed_from: int | None
+    retried: bool
+    seconds: float
+
+    @property
+    def name(self) -> str:
+        """``shard-<index>-of-<count>``."""
+        return f"shard-{self.index}-of-{self.count}"
+
+
+@dataclass(frozen=True)
 class PredictReport:
     """Summary of a prediction run.
 
@@ -53,7 +91,10 @@ class PredictReport:
         steps: Scheduler steps run by this process (after a resume: the remaining ones).
         resumed_from: Step the run resumed from, or None for a fresh run.
         seconds: Wall-clock duration.
-        sequences: One row per selected sequence, in schedule order.
+        sequences: One row per selected sequence, in schedule order (a sharded run's:
+            shard after shard).
+        shards: One row per shard of a sharded run (a shard's own run: its own row); empty
+            for a run in one process.
     """
 
     model_tag: str
@@ -67,11 +108,18 @@ class PredictReport:
     resumed_from: int | None
     seconds: float
     sequences: tuple[SequenceReport, ...] = field(default=())
+    shards: tuple[ShardOutcome, ...] = field(default=())
+
+    @property
+    def retried_shards(self) -> tuple[int, ...]:
+        """Indexes of the shards that were retried (a worker lost, a failure retried)."""
+        return tuple(s.index for s in self.shards if s.retried)
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
         data = asdict(self)
         data["sequences"] = [asdict(row) | {"frames": row.frames} for row in self.sequences]
+        data["retried_shards"] = list(self.retried_shards)
         return data
 
 
@@ -108,4 +156,35 @@ def build_report(
         resumed_from=start_step or None,
         seconds=seconds,
         sequences=rows,
+    )
+
+
+def merge_reports(reports: Sequence[PredictReport], *, seconds: float) -> PredictReport:
+    """The report of a sharded run: its shards' reports summed.
+
+    ``resumed_from`` is None (each shard's own is in its :class:`ShardOutcome`); ``seconds``
+    is the whole run's wall-clock duration.
+
+    Raises:
+        ValueError: If there is no report, or they are of different models.
+    """
+    if not reports:
+        raise ValueError("Received no shard reports, expected at least one.")
+    first = reports[0]
+    if any((r.model_tag, r.checkpoint) != (first.model_tag, first.checkpoint) for r in reports):
+        models = sorted({(r.model_tag, r.checkpoint) for r in reports})
+        raise ValueError(f"Received shard reports of several models {models}, expected one.")
+    return PredictReport(
+        model_tag=first.model_tag,
+        checkpoint=first.checkpoint,
+        config_hash=first.config_hash,
+        predicted=sum(r.predicted for r in reports),
+        continued=sum(r.continued for r in reports),
+        skipped=sum(r.skipped for r in reports),
+        frames=sum(r.frames for r in reports),
+        steps=sum(r.steps for r in reports),
+        resumed_from=None,
+        seconds=seconds,
+        sequences=tuple(row for r in reports for row in r.sequences),
+        shards=tuple(sorted((s for r in reports for s in r.shards), key=lambda s: s.index)),
     )

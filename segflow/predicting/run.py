@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from segflow.config import PredictParams
@@ -24,9 +25,10 @@ from segflow.predicting.plan import (
     plan_key,
     resumable,
 )
-from segflow.predicting.report import PredictReport, build_report
+from segflow.predicting.report import PredictReport, ShardOutcome, build_report
+from segflow.predicting.shards import Shard, shard_lock_name
 from segflow.progress import StepCallback
-from segflow.registry import LoadedModel, load_model, predict_run_key
+from segflow.registry import LoadedModel, load_model, predict_run_key, shard_run_key
 from segflow.selection import select_sequences
 from storage.base import Store
 from storage.predictions import PredictionMeta, PredictionRepository, now_iso
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from segflow.checkpoint import CheckpointManager
     from segflow.engine.pipeline import StepReader
 
-__all__ = ["predict"]
+__all__ = ["outcome", "predict"]
 
 
 def predict(
@@ -45,6 +47,8 @@ def predict(
     run_id: str | None = None,
     on_step: StepCallback | None = None,
     break_lock: bool = False,
+    shard: Shard | None = None,
+    model: LoadedModel | None = None,
 ) -> PredictReport:
     """Predict every selected sequence with the model ``params.model_tag``, durably.
 
@@ -58,6 +62,15 @@ def predict(
             An exception raised there stops the run like a crash would.
         break_lock: Take the tag's lock even if another run holds it (see
             :mod:`storage.predictions` for when that is safe).
+        shard: Predict only this shard of the selection (see
+            :mod:`segflow.predicting.shards`), as a durable run of its own: its checkpoints
+            under :func:`~segflow.registry.shard_run_key`, its lock under
+            :func:`~segflow.predicting.shards.shard_lock_name` (the caller holds the tag's,
+            :func:`~segflow.predicting.shards.hold_tag`). A lock left by an earlier attempt of
+            the same shard with the same ``run_id`` is broken: an orchestrator starts a shard
+            again only once that attempt failed or its worker was lost.
+        model: The model of ``params.model_tag``, already loaded (a worker keeps it for its
+            next shards); default: loaded here.
 
     Returns:
         A :class:`~segflow.predicting.report.PredictReport`.
@@ -74,11 +87,16 @@ def predict(
     checkpoints = params.checkpoints.open()
     repo, preds = SequenceRepository(store), PredictionRepository(store)
     ids = select_sequences(repo, params.selection)
-    model = load_model(checkpoints, tag)
+    if shard is not None:
+        ids = shard.select(ids)
+    model = model or load_model(checkpoints, tag)
     check_frames(repo, ids, model)
     owner = run_id or f"pid-{os.getpid()}"
-    with preds.lock(tag, owner, break_lock=break_lock):
-        run, reader = _prepare(params, model, store, checkpoints, repo, preds, ids, owner)
+    lock = tag if shard is None else shard_lock_name(tag, shard)
+    earlier = preds.read_lock(lock) if shard is not None else None
+    again = earlier is not None and earlier.get("owner") == owner
+    with preds.lock(lock, owner, break_lock=break_lock or again):
+        run, reader = _prepare(params, model, store, checkpoints, repo, preds, ids, owner, shard)
         try:
             if model.recipe.windowed:
                 steps = stream_windows(run, repo, on_step)
@@ -87,13 +105,27 @@ def predict(
         finally:
             run.engine.close()
         _clear(run.manager)
-    return build_report(
-        tag,
-        model,
-        run.entries,
-        steps=steps,
-        start_step=run.start_step,
-        seconds=time.monotonic() - started,
+    seconds = time.monotonic() - started
+    report = build_report(
+        tag, model, run.entries, steps=steps, start_step=run.start_step, seconds=seconds
+    )
+    if shard is None:
+        return report
+    retried = again or run.start_step > 0
+    return replace(report, shards=(outcome(shard, report, retried=retried),))
+
+
+def outcome(shard: Shard, report: PredictReport, *, retried: bool) -> ShardOutcome:
+    """The :class:`ShardOutcome` of ``shard`` whose run reported ``report``."""
+    return ShardOutcome(
+        index=shard.index,
+        count=shard.count,
+        sequences=len(report.sequences),
+        frames=report.frames,
+        steps=report.steps,
+        resumed_from=report.resumed_from,
+        retried=retried,
+        seconds=report.seconds,
     )
 
 
@@ -106,6 +138,7 @@ def _prepare(
     preds: PredictionRepository,
     ids: Sequence[str],
     owner: str,
+    shard: Shard | None = None,
 ) -> tuple[PredictionRun, StepReader | None]:
     """Build the engine and the plan: a fresh one, or the one of the checkpoint carried on."""
     from segflow.checkpoint import CheckpointManager
@@ -119,8 +152,11 @@ def _prepare(
         shape = {"lanes": params.stream.lanes, "length": params.stream.segment_length}
     engine = training_engine(model.config, model.recipe, **shape)
     engine.model.set_weights(model.weights)
-    manager = CheckpointManager(checkpoints, predict_run_key(tag), keep=params.checkpoints.keep)
-    key = plan_key(params, model, store)
+    run_key = (
+        predict_run_key(tag) if shard is None else shard_run_key(tag, shard.index, shard.count)
+    )
+    manager = CheckpointManager(checkpoints, run_key, keep=params.checkpoints.keep)
+    key = plan_key(params, model, store, None if shard is None else ids)
     cursor = resumable(manager, repo, key)
     if cursor is not None:
         manager.restore(engine, manager.latest())
