@@ -5,9 +5,14 @@ per partition), a planning task that decides what is already done from one listi
 archive and one read of the marker index, then one coarse task per partition to run, through
 the core's one executor (:func:`segflow.backfill.run_plan`):
 
-* ordered: days in date order, each continuing the cameras' sequences from the day before;
-  the run stops at the first failure and a rerun resumes there;
+* ordered: one task per recording (camera), appending its days in date order, recordings
+  side by side; a recording stops at its first failure and a rerun resumes there; then one
+  prediction of what landed;
 * unordered: at most ``concurrency`` days at a time; failures are listed at the end.
+
+Partition tasks run where ``params`` say (:func:`flows.compute.task_runner`): threads here
+(``concurrency`` of them), a local Dask cluster of ``dask_workers`` processes, or the cluster
+at ``dask_address``; the executor keeps at most ``concurrency`` partitions in flight either way.
 
 A progress artifact counts finished partitions; a table artifact lists every partition
 (partition, sequences, frames, status, seconds). The state's data is the
@@ -23,9 +28,9 @@ import time
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
 
 import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
+from flows.compute import task_runner
 from segflow.backfill import BackfillPlan, BackfillReport, run_plan
 from segflow.config import BackfillParams
 from tasks.backfill import (
@@ -36,13 +41,7 @@ from tasks.backfill import (
 )
 
 
-@flow(
-    name="segflow-backfill",
-    # Threads are created lazily; the executor keeps at most `concurrency` partitions in flight.
-    # Prefect's annotation wants a TaskRunner of plain PrefectFutures (the type is invariant).
-    task_runner=ThreadPoolTaskRunner(max_workers=32),  # type: ignore[arg-type]
-    log_prints=True,
-)
+@flow(name="segflow-backfill", log_prints=True)
 def backfill(params: BackfillParams = BackfillParams()) -> State:
     """Backfill the archive's partitions between ``params.start`` and ``params.end``.
 
@@ -57,7 +56,9 @@ def backfill(params: BackfillParams = BackfillParams()) -> State:
             plan, [], seconds=time.perf_counter() - started, dry_run=params.dry_run
         )
     else:
-        report = _run(plan, params, started)
+        runner = task_runner(params, threads=params.concurrency)
+        run = run_partitions.with_options(task_runner=runner)
+        report = run(plan, params, started, flow_run.get_id())
     publish_backfill_report(report, params.model_tag)
     print(report.headline())
     for row in report.failed:
@@ -67,10 +68,15 @@ def backfill(params: BackfillParams = BackfillParams()) -> State:
     return Completed(message=report.headline(), data=report)
 
 
-def _run(plan: BackfillPlan, params: BackfillParams, started: float) -> BackfillReport:
+@flow(name="segflow-backfill-partitions")
+def run_partitions(
+    plan: BackfillPlan, params: BackfillParams, started: float, run_id: str | None
+) -> BackfillReport:
+    """Run the plan's partitions as tasks on this flow's task runner (``run_id``: the
+    backfill's run, recorded by each partition's prediction)."""
     tracker = BackfillProgress(params.model_tag, len(plan.todo))
     try:
-        submitter = partition_submitter(params, flow_run.get_id())
-        return run_plan(plan, params, submitter, on_result=tracker, started=started)
+        submitter = partition_submitter(params, run_id)
+        return run_plan(plan, params, submitter, on_result=tracker, started=started, run_id=run_id)
     finally:
         tracker.close()

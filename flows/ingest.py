@@ -1,21 +1,27 @@
 """The ingest flow: land sources in the Zarr store, in coarse tasks of whole sources.
 
+Tasks run where ``params`` say (:func:`flows.compute.task_runner`): threads in this process,
+a local Dask cluster of ``dask_workers`` processes, or the cluster at ``dask_address``.
+New sources go in a few groups per worker (a Dask task costs the orchestrator 100-400 ms,
+as much as hundreds of small recordings); appends go one task per sequence, its sources in
+order, different sequences at once.
+
 Deploy or run by path: ``flows/ingest.py:ingest``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prefect import flow
+from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
 
 import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
+from flows.compute import task_runner
 from segflow.config import IngestParams
 from segflow.ingest import IngestReport, IngestResult
-from segflow.ingest.batch import group_sources
+from segflow.ingest.batch import by_sequence, group_sources, in_input_order
 from tasks.ingest import (
     discover_sources,
     group_label,
@@ -23,16 +29,14 @@ from tasks.ingest import (
     publish_summary,
 )
 
-#: Sources ingested at once by the thread runner.
-WORKERS = 2
+#: Tasks at once on the thread runner (no Dask options).
+THREADS = 2
+#: Small sources per task at least, on Dask: a Dask task costs the orchestrator 100-400 ms,
+#: about what 16 small recordings take to ingest.
+DASK_MIN_GROUP = 16
 
 
-@flow(
-    name="segflow-ingest",
-    # Prefect's annotation wants a TaskRunner of plain PrefectFutures (the type is invariant).
-    task_runner=ThreadPoolTaskRunner(max_workers=WORKERS),  # type: ignore[arg-type]
-    log_prints=True,
-)
+@flow(name="segflow-ingest", log_prints=True)
 def ingest(params: IngestParams) -> State:
     """Ingest every source in ``params`` into the store.
 
@@ -42,10 +46,10 @@ def ingest(params: IngestParams) -> State:
     """
     started = time.perf_counter()
     pairs = discover_sources(params)
-    if params.append or not params.on_dask:
-        results = _run_sources(pairs, params)
-    else:
-        results = ingest_on_dask.with_options(task_runner=_dask_runner())(pairs, params)
+    results: list[IngestResult] = []
+    if pairs:
+        runner = task_runner(params, threads=THREADS)
+        results = ingest_pairs.with_options(task_runner=runner)(pairs, params)
     report = IngestReport.build(results, seconds=time.perf_counter() - started)
     publish_summary(report)
     if report.failed:
@@ -53,26 +57,24 @@ def ingest(params: IngestParams) -> State:
     return Completed(data=report)
 
 
-def _run_sources(
-    pairs: list[tuple[str, str]], params: IngestParams, workers: int = WORKERS
-) -> list[IngestResult]:
-    if not pairs:
-        return []
-    if params.append:  # appends to one sequence must land in order: one task, in order
-        return ingest_sources_task(pairs, params, group_label(pairs))
-    groups = group_sources(pairs, workers=workers)
+@flow(name="segflow-ingest-sources")
+def ingest_pairs(pairs: list[tuple[str, str]], params: IngestParams) -> list[IngestResult]:
+    """Ingest ``pairs`` on the flow's task runner; results in the order of ``pairs``."""
+    # Appends: one task per sequence, its sources in order; new sources: a few per worker.
+    if params.append:
+        groups = by_sequence(pairs)
+    elif params.on_dask:
+        groups = group_sources(pairs, workers=_cluster_workers(), min_size=DASK_MIN_GROUP)
+    else:
+        groups = group_sources(pairs, workers=THREADS)
     futures = [ingest_sources_task.submit(g, params, group_label(g)) for g in groups]
-    return [result for future in futures for result in future.result()]
+    return in_input_order(pairs, [r for future in futures for r in future.result()])
 
 
-def _dask_runner() -> Any:
-    from prefect_dask import DaskTaskRunner
-
-    # Processes, not threads: decoding and encoding hold the GIL in places.
-    return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
-
-
-@flow(name="segflow-ingest-dask")
-def ingest_on_dask(pairs: list[tuple[str, str]], params: IngestParams) -> list[IngestResult]:
-    """Ingest ``pairs`` on a Dask cluster (a local one unless configured)."""
-    return _run_sources(pairs, params)
+def _cluster_workers() -> int:
+    """Worker threads of the Dask cluster this flow's task runner is connected to, now."""
+    context = FlowRunContext.get()
+    client = getattr(getattr(context, "task_runner", None), "client", None)
+    if client is None:
+        raise RuntimeError("Expected a Dask task runner with a client; got none.")
+    return max(1, sum(client.nthreads().values()))

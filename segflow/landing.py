@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +36,11 @@ __all__ = [
     "NightlyReport",
     "error_message",
     "ingest_then_predict",
+    "landed_predict_params",
     "nightly_ingest_params",
     "nightly_pairs",
     "nightly_predict_params",
+    "predict_landed",
 ]
 
 #: Sources the nightly job ingests at once (as many as the ingest flow's thread runner).
@@ -130,14 +131,51 @@ def ingest_then_predict(
     """
     require_positive_int("workers", workers)
     result = LandingResult(_ingest(pairs, ingest_params, workers))
-    ids = sorted(result.landed)
-    if predict_params is None or not ids or (result.failed and not partial):
+    selected = landed_predict_params(result, predict_params, partial=partial)
+    if selected is None:
         return result
-    selected = predict_params.model_copy(update={"selection": SelectionConfig(ids=ids)})
     try:
         return replace(result, prediction=_predict(selected, run_id, on_step))
     except Exception as error:  # noqa: BLE001 - recorded: the caller reports what landed too
         return replace(result, predict_error=error_message(error))
+
+
+def landed_predict_params(
+    result: LandingResult, predict_params: PredictParams | None, *, partial: bool = True
+) -> PredictParams | None:
+    """``predict_params`` selecting the sequences ``result`` landed in, or None if none is to
+    be predicted (nothing landed, no prediction asked, or a failure when not ``partial``).
+
+    >>> landed_predict_params(LandingResult(_empty_report()), PredictParams()) is None
+    True
+    """
+    ids = sorted(result.landed)
+    if predict_params is None or not ids or (result.failed and not partial):
+        return None
+    return predict_params.model_copy(update={"selection": SelectionConfig(ids=ids)})
+
+
+def predict_landed(
+    ids: Sequence[str], predict_params: PredictParams, run_id: str | None = None
+) -> tuple[PredictReport | None, str]:
+    """Predict the sequences ``ids``: the report, or None and why the prediction failed.
+
+    >>> predict_landed([], PredictParams())
+    (None, '')
+    """
+    if not ids:
+        return None, ""
+    selected = predict_params.model_copy(update={"selection": SelectionConfig(ids=sorted(ids))})
+    try:
+        return _predict(selected, run_id, None), ""
+    except Exception as error:  # noqa: BLE001 - recorded: the caller reports what landed too
+        return None, error_message(error)
+
+
+def _empty_report() -> IngestReport:
+    from segflow.ingest import IngestReport
+
+    return IngestReport.build([], seconds=0.0)
 
 
 def error_message(error: BaseException) -> str:
@@ -153,14 +191,10 @@ def error_message(error: BaseException) -> str:
 
 def _ingest(pairs: Sequence[Pair], params: IngestParams, workers: int) -> IngestReport:
     from segflow.ingest import IngestReport
-    from segflow.ingest.batch import ingest_one
+    from segflow.ingest.batch import ingest_many
 
     started = time.perf_counter()
-    if params.append or workers == 1 or len(pairs) < 2:  # appends to a sequence land in order
-        results = [ingest_one(uri, sid, params) for uri, sid in pairs]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda pair: ingest_one(pair[0], pair[1], params), pairs))
+    results = ingest_many(list(pairs), params, threads=workers)  # appends land in order
     return IngestReport.build(results, seconds=time.perf_counter() - started)
 
 
@@ -227,6 +261,8 @@ def nightly_ingest_params(params: NightlyParams) -> IngestParams:
         append=params.append,
         source=params.source,
         write=params.write,
+        dask_address=params.dask_address,
+        dask_workers=params.dask_workers,
     )
 
 
@@ -239,6 +275,8 @@ def nightly_predict_params(params: NightlyParams) -> PredictParams | None:
         checkpoints=params.checkpoints,
         model_tag=params.model_tag,
         stream=params.stream,
+        dask_address=params.dask_address,
+        dask_workers=params.dask_workers,
     )
 
 

@@ -16,18 +16,24 @@ shape, because an append resizes the arrays before their new frames are written.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+from zarr.core.array import AsyncArray
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.group import GroupMetadata
 from zarr.core.metadata.v3 import ArrayV3Metadata
+from zarr.storage import StorePath
 
 from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
+from storage.chunks import DirectChunks
 from storage.errors import (
     ConfigError,
     IncompleteSequenceError,
@@ -212,6 +218,7 @@ class SequenceRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._zarr = store.zarr_store()
+        self._root_ready = False  # ensure_root has run: the root groups are never deleted
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -302,12 +309,15 @@ class SequenceRepository:
         Safe when several ingests start at once on an empty store: each group's metadata is
         written with one atomic put of the same content, so whoever writes last changes nothing.
         """
+        if self._root_ready:
+            return
         root_meta = {"layout_version": LAYOUT_VERSION}
         for path, attributes in (("", {"segflow": root_meta}), (SEQUENCES, {})):
             key = f"{path}/zarr.json" if path else "zarr.json"
             if not self.store.exists(key):
                 document = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
                 self.store.write_bytes(key, json.dumps(document).encode())
+        self._root_ready = True
 
     def create(
         self,
@@ -339,7 +349,6 @@ class SequenceRepository:
         Returns:
             The sequence group.
         """
-        segment_length = _check_segment_length(meta.segment_length)
         self.ensure_root()
         path = sequence_path(sequence_id, staging=staging)
         self.store.delete_prefix(path)
@@ -348,21 +357,96 @@ class SequenceRepository:
         group = zarr.create_group(
             self._zarr, path=path, attributes={"segflow": fresh.to_json()}, overwrite=False
         )
-        compressors = compressors_for(resolve_compression(compression, dtype))
-        _time_array(group, "frames", (0, *frame_shape), dtype, segment_length, compressors)
-        if label_shape is not None:
-            per_frame = meta.label_kind != "per_sequence"
-            rows = 0 if per_frame else 1
-            chunk = segment_length if per_frame else 1
-            # One row for the whole sequence is not a time axis: xarray would refuse a "time"
-            # of length 1 beside the frames' (conflicting sizes).
-            first = "time" if per_frame else "sequence"
-            _time_array(
-                group, "labels", (rows, *label_shape), label_dtype, chunk, compressors, first
-            )
-        if with_timestamps:
-            _time_array(group, "timestamps", (0,), "float64", segment_length, compressors)
+        _create_arrays(
+            group,
+            frame_shape=frame_shape,
+            dtype=dtype,
+            segment_length=_check_segment_length(meta.segment_length),
+            compression=compression,
+            label_shape=label_shape,
+            label_dtype=label_dtype,
+            per_frame_labels=meta.label_kind != "per_sequence",
+            with_timestamps=with_timestamps,
+        )
         return group
+
+    def write_whole(
+        self,
+        sequence_id: str,
+        arrays: Mapping[str, np.ndarray],
+        *,
+        meta: SequenceMeta,
+        compression: Compression = "auto",
+        staging: bool = False,
+    ) -> None:
+        """Write a whole small sequence at once, its group metadata (``meta``, as is) last.
+
+        The bytes of :meth:`create`, writes and :meth:`write_meta`, without zarr's event loop:
+        chunks are encoded in this thread (:class:`~storage.chunks.DirectChunks`), metadata
+        comes from a layout template built once per process. The group's ``zarr.json`` is the
+        only sign the sequence exists: a crash before it leaves nothing a reader sees.
+        ``arrays``: ``frames`` (T, ...), optionally ``labels`` ((T, ...), or (1, ...) when
+        ``meta.label_kind`` is ``per_sequence``) and ``timestamps`` (T,).
+        """
+        frames = arrays["frames"]
+        labels = arrays.get("labels")
+        template = _layout_template(
+            tuple(frames.shape[1:]),
+            np.dtype(frames.dtype).str,
+            _check_segment_length(meta.segment_length),
+            compression,
+            None if labels is None else tuple(labels.shape[1:]),
+            None if labels is None else np.dtype(labels.dtype).str,
+            meta.label_kind != "per_sequence",
+            "timestamps" in arrays,
+        )
+        self.ensure_root()
+        path = sequence_path(sequence_id, staging=staging)
+        self.store.delete_prefix(path)
+        for name, data in arrays.items():
+            metadata, document = template[name]
+            self._write_all_chunks(f"{path}/{name}", metadata, data)
+            # Not flushed on its own: only the group's metadata below makes it visible.
+            shaped = json.dumps({**document, "shape": list(data.shape)}, indent=2).encode()
+            self.store.write_chunk(f"{path}/{name}/zarr.json", [shaped])
+        group = {**_GROUP_DOCUMENT, "attributes": {"segflow": meta.to_json()}}
+        self.store.write_bytes(f"{path}/zarr.json", json.dumps(group, indent=2).encode())
+
+    def _write_all_chunks(self, path: str, metadata: ArrayV3Metadata, data: np.ndarray) -> None:
+        # The chunk grid does not depend on the array's length: the empty template will do.
+        array = zarr.Array(AsyncArray(metadata, StorePath(self._zarr, path)))
+        direct = DirectChunks.for_array(array)
+        if direct is None:  # another zarr: the public path, after the array's metadata
+            resized = metadata.update_shape(data.shape)
+            self.store.write_bytes(f"{path}/zarr.json", _document(resized))
+            zarr.Array(AsyncArray(resized, StorePath(self._zarr, path)))[:] = data
+            return
+        step = direct.chunk_length
+        for index, begin in enumerate(range(0, len(data), step)):
+            rows = data[begin : begin + step]
+            if len(rows) < step:  # zarr stores an edge chunk whole, fill value beyond the end
+                padded = np.zeros((step, *rows.shape[1:]), dtype=metadata.dtype.to_native_dtype())
+                padded[: len(rows)] = rows
+                rows = padded
+            direct.write(self.store, index, rows)
+
+    def frames_layout(self, sequence_id: str) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+        """Return the frames array's frame shape, dtype and time chunk (one metadata read).
+
+        Raises:
+            StoreError: If the stored metadata is not a Zarr v3 frames array.
+        """
+        key = f"{sequence_path(sequence_id)}/frames/zarr.json"
+        try:
+            document = json.loads(self.store.read_bytes(key))
+            shape = tuple(int(n) for n in document["shape"])
+            chunks = document["chunk_grid"]["configuration"]["chunk_shape"]
+            return shape[1:], np.dtype(document["data_type"]), int(chunks[0])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"Expected Zarr v3 array metadata at {key!r} in store {self.store.url!r}, "
+                f"could not read it: {exc!r}; the store's layout is damaged."
+            ) from exc
 
     def write_meta(self, sequence_id: str, meta: SequenceMeta, *, staging: bool = False) -> None:
         """Replace a sequence's recorded meta (one atomic write of its group metadata)."""
@@ -386,6 +470,79 @@ def _check_segment_length(segment_length: int) -> int:
             f"Invalid segment_length {segment_length!r}: expected a positive integer."
         )
     return segment_length
+
+
+def _create_arrays(
+    group: zarr.Group,
+    *,
+    frame_shape: tuple[int, ...],
+    dtype: Any,
+    segment_length: int,
+    compression: Compression,
+    label_shape: tuple[int, ...] | None,
+    label_dtype: Any,
+    per_frame_labels: bool,
+    with_timestamps: bool,
+) -> None:
+    compressors = compressors_for(resolve_compression(compression, dtype))
+    _time_array(group, "frames", (0, *frame_shape), dtype, segment_length, compressors)
+    if label_shape is not None:
+        rows = 0 if per_frame_labels else 1
+        chunk = segment_length if per_frame_labels else 1
+        # One row for the whole sequence is not a time axis: xarray would refuse a "time"
+        # of length 1 beside the frames' (conflicting sizes).
+        first = "time" if per_frame_labels else "sequence"
+        _time_array(group, "labels", (rows, *label_shape), label_dtype, chunk, compressors, first)
+    if with_timestamps:
+        _time_array(group, "timestamps", (0,), "float64", segment_length, compressors)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_template(
+    frame_shape: tuple[int, ...],
+    dtype: str,
+    segment_length: int,
+    compression: Compression,
+    label_shape: tuple[int, ...] | None,
+    label_dtype: str | None,
+    per_frame_labels: bool,
+    with_timestamps: bool,
+) -> dict[str, tuple[ArrayV3Metadata, dict[str, Any]]]:
+    """The arrays' metadata (and ``zarr.json`` document) of one layout, built by zarr in memory.
+
+    Many small sequences share a few layouts; building zarr metadata costs several event-loop
+    round trips, so :meth:`SequenceRepository.write_whole` reshapes these instead.
+    """
+    group = zarr.create_group(zarr.storage.MemoryStore())
+    _create_arrays(
+        group,
+        frame_shape=frame_shape,
+        dtype=np.dtype(dtype),
+        segment_length=segment_length,
+        compression=compression,
+        label_shape=label_shape,
+        label_dtype=None if label_dtype is None else np.dtype(label_dtype),
+        per_frame_labels=per_frame_labels,
+        with_timestamps=with_timestamps,
+    )
+    templates = {}
+    for name in ("frames", "labels", "timestamps"):
+        if name in group:
+            metadata = array_member(group, name).metadata
+            assert isinstance(metadata, ArrayV3Metadata)  # created with zarr_format 3
+            templates[name] = (metadata, json.loads(_document(metadata)))
+    return templates
+
+
+#: A group's ``zarr.json`` as zarr writes it, without its attributes.
+_GROUP_DOCUMENT: dict[str, Any] = json.loads(
+    GroupMetadata().to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+)
+
+
+def _document(metadata: ArrayV3Metadata | GroupMetadata) -> bytes:
+    """The ``zarr.json`` bytes zarr itself writes for ``metadata``."""
+    return metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
 
 
 def _time_array(

@@ -16,6 +16,7 @@ from segflow.backfill import (
     make_plan,
     run_partition,
 )
+from segflow.backfill.lanes import Lane, LaneResult, run_lane
 from segflow.config import BackfillParams
 from segflow.progress import StepEvent
 from tasks.progress import StepProgress, artifact_key
@@ -47,11 +48,23 @@ def partition_task(
 def partition_submitter(
     params: BackfillParams, run_id: str | None
 ) -> Submitter[PrefectFuture[PartitionResult]]:
-    """Start each partition as a :func:`partition_task` on the flow's task runner."""
+    """Start each partition as a :func:`partition_task` (an ordered backfill's recordings as
+    :func:`lane_task`) on the flow's task runner."""
     return Submitter(
         submit=lambda partition: partition_task.submit(partition, params, run_id),
         as_completed=as_completed,
+        submit_lane=lambda lane: lane_task.submit(lane, params),
     )
+
+
+@task(
+    name="backfill-recording",
+    cache_policy=NO_CACHE,
+    task_run_name="recording {lane.sequence_id}",
+)
+def lane_task(lane: Lane, params: BackfillParams) -> LaneResult:
+    """Append one recording's days in date order (an ordered backfill's lane)."""
+    return run_lane(lane, params)
 
 
 class BackfillProgress:

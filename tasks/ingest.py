@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from segflow.config import IngestParams
 from segflow.ingest import IngestReport, IngestResult, results_table
-from segflow.ingest.batch import ingest_one, plan_sources
+from segflow.ingest.batch import ingest_many, plan_sources
 
 
 @task(name="discover-sources", cache_policy=NO_CACHE)
@@ -27,12 +27,12 @@ def discover_sources(params: IngestParams) -> list[tuple[str, str]]:
 def ingest_sources_task(
     pairs: list[tuple[str, str]], params: IngestParams, label: str
 ) -> list[IngestResult]:
-    """Ingest sources in order, in one task; ``label`` names the run.
+    """Ingest sources in one task (appends in order); ``label`` names the run.
 
     Bad input comes back as a ``failed`` result for that source. A retry re-runs the whole
     group: sequences already complete (or sources already appended) are skipped.
     """
-    return [ingest_one(uri, sequence_id, params) for uri, sequence_id in pairs]
+    return ingest_many(pairs, params)
 
 
 def group_label(pairs: list[tuple[str, str]]) -> str:

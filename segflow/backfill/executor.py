@@ -4,8 +4,11 @@ The executor does not start partitions itself; a :class:`Submitter` does. The ba
 passes one that submits a Prefect task per partition; plain Python (tests, scripts) passes
 :func:`thread_submitter`. Either way the executor decides what runs when:
 
-* **ordered**: one partition at a time in date order; the run stops at the first failure,
-  because later days continue that day's sequences (a rerun resumes there);
+* **ordered**: with a submitter that starts lanes (``submit_lane``), one lane per recording
+  (:mod:`.lanes`): each recording's days in date order, different recordings at once (at
+  most ``params.concurrency``), a lane stopping at its first failure; then one prediction of
+  what landed. Without one, one partition at a time in date order; the run stops at the
+  first failure, because later days continue that day's sequences (a rerun resumes there);
 * **unordered**: at most ``params.concurrency`` partitions in flight (a sliding window);
   failures are listed and the others carry on.
 
@@ -19,8 +22,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from segflow.backfill.lanes import Lane, LaneResult, fold_days, plan_lanes, run_lane
 from segflow.backfill.listing import Partition
 from segflow.backfill.markers import update_index
 from segflow.backfill.partition import PartitionResult, now, run_partition
@@ -63,6 +67,9 @@ class Submitter(Generic[F]):
 
     submit: Callable[[Partition], F]
     as_completed: Callable[[list[F]], Iterable[F]]
+    #: Starts one lane (:func:`~segflow.backfill.lanes.run_lane`) and returns a future of its
+    #: :class:`~segflow.backfill.lanes.LaneResult`; None: ordered days run one by one.
+    submit_lane: Callable[[Lane], Any] | None = None
 
 
 def thread_submitter(
@@ -79,6 +86,7 @@ def thread_submitter(
     return Submitter(
         submit=lambda partition: pool.submit(run_partition, partition, params, run_id=run_id),
         as_completed=futures.as_completed,
+        submit_lane=lambda lane: pool.submit(run_lane, lane, params),
     )
 
 
@@ -88,14 +96,16 @@ def execute_backfill(
     submitter: Submitter[F],
     *,
     on_result: OnResult | None = None,
+    run_id: str | None = None,
 ) -> list[PartitionResult]:
     """Run the partitions ``todo`` through ``submitter``, ordered or not as ``params`` say.
 
     Args:
         todo: The partitions to run, in date order (:attr:`BackfillPlan.todo`).
         params: ``ordered`` and ``concurrency`` decide what runs when.
-        submitter: Starts partitions and waits for them.
+        submitter: Starts partitions (or lanes) and waits for them.
         on_result: Called with each result as it comes in (progress).
+        run_id: Recorded by an ordered run's final prediction as its run.
 
     Returns:
         The results of the partitions that ran, in date order (an ordered run that stopped
@@ -114,6 +124,8 @@ def execute_backfill(
     """
     notify: OnResult = on_result or (lambda result: None)
     mode = "ordered" if params.ordered else "unordered"
+    if params.ordered and submitter.submit_lane is not None:
+        return _by_recording(todo, params, submitter.submit_lane, notify, run_id)
     if params.ordered:
         return _in_order(todo, submitter, mode, notify)
     return _window(todo, params.concurrency, submitter, mode, notify)
@@ -141,6 +153,7 @@ def run_plan(
     *,
     on_result: OnResult | None = None,
     started: float | None = None,
+    run_id: str | None = None,
 ) -> BackfillReport:
     """Run ``plan`` (nothing for a dry run): prepare the store, execute, record, report.
 
@@ -151,6 +164,7 @@ def run_plan(
         on_result: Called with each result as it comes in (progress).
         started: ``time.perf_counter()`` when the backfill started (default: now), so the
             report's seconds include the planning.
+        run_id: As for :func:`execute_backfill`.
     """
     started = time.perf_counter() if started is None else started
     if params.dry_run or not plan.todo:
@@ -158,9 +172,84 @@ def run_plan(
             plan, [], seconds=time.perf_counter() - started, dry_run=params.dry_run
         )
     store = begin(params, plan)
-    results = execute_backfill(plan.todo, params, submitter, on_result=on_result)
+    results = execute_backfill(plan.todo, params, submitter, on_result=on_result, run_id=run_id)
     update_index(store, params.model_tag, add=results)
     return BackfillReport.build(plan, results, seconds=time.perf_counter() - started)
+
+
+def _by_recording(
+    todo: Sequence[Partition],
+    params: BackfillParams,
+    submit_lane: Callable[[Lane], Any],
+    notify: OnResult,
+    run_id: str | None,
+) -> list[PartitionResult]:
+    """Lanes of recordings at once, then one prediction, then a marker per finished day."""
+    from segflow.backfill.markers import write_marker
+    from segflow.backfill.partition import predict_params_for
+    from segflow.landing import predict_landed
+    from segflow.sources.discover import discover
+
+    started = time.perf_counter()
+    options = params.store.resolved_options()
+    lanes = plan_lanes({p.date: discover([p.uri], storage_options=options) for p in todo})
+    outcomes = fold_days(todo, lanes, _run_lanes(lanes, params.concurrency, submit_lane))
+    landed = sorted({s for o in outcomes if o.status == "landed" for s in o.sequences})
+    problem, predicted = "", False
+    if params.predict and landed:
+        report, problem = predict_landed(landed, predict_params_for(params), run_id)
+        predicted = report is not None  # a day's new frames: what the continuation streams
+    store, results = params.store.open(), []
+    seconds = time.perf_counter() - started
+    for partition, outcome in zip(todo, outcomes, strict=True):
+        if outcome.status == "incomplete":
+            continue  # not run: no marker, a rerun runs it
+        failed = outcome.status == "failed" or bool(problem)
+        result = PartitionResult(
+            partition.date,
+            partition.identity,
+            "failed" if failed else "done",
+            sequences=outcome.sequences,
+            frames=outcome.frames,
+            predicted=outcome.frames if predicted else 0,
+            seconds=seconds,
+            message=outcome.message or problem,
+            mode="ordered",
+            finished=now(),
+        )
+        write_marker(store, params.model_tag, result)
+        results.append(result)
+        notify(result)
+    return results
+
+
+def _run_lanes(
+    lanes: Sequence[Lane], concurrency: int, submit_lane: Callable[[Lane], Any]
+) -> list[LaneResult]:
+    """Every lane's result, at most ``concurrency`` lanes in flight (oldest waited for first)."""
+    results: list[LaneResult] = []
+    in_flight: list[tuple[Lane, Any]] = []
+    for lane in lanes:
+        in_flight.append((lane, submit_lane(lane)))
+        if len(in_flight) >= concurrency:
+            results.append(_lane_outcome(*in_flight.pop(0)))
+    results.extend(_lane_outcome(lane, future) for lane, future in in_flight)
+    return results
+
+
+def _lane_outcome(lane: Lane, future: Any) -> LaneResult:
+    """The lane's result; one whose future raised (a crash) fails its first day."""
+    from segflow.ingest import IngestResult
+
+    try:
+        result: LaneResult = future.result()
+        return result
+    except Exception as error:  # noqa: BLE001 - a crashed lane is a failed day, not the end
+        first = lane.steps[0]
+        crashed = IngestResult(
+            first.uri, lane.sequence_id, "failed", message=f"task crashed: {error}"
+        )
+        return LaneResult(lane.sequence_id, ((first.date, crashed),))
 
 
 def _in_order(

@@ -19,7 +19,14 @@ from segflow.errors import ConfigError
 from segflow.ids import id_from_name
 from segflow.landing import LandingResult, error_message, ingest_then_predict
 
-__all__ = ["PartitionResult", "Status", "run_partition", "sequence_id_for"]
+__all__ = [
+    "PartitionResult",
+    "Status",
+    "ingest_params_for",
+    "predict_params_for",
+    "run_partition",
+    "sequence_id_for",
+]
 
 Status = Literal["done", "failed", "skipped", "not run"]
 
@@ -160,8 +167,13 @@ def _pairs(partition: Partition, params: BackfillParams) -> list[tuple[str, str]
 
 
 def _ingest_params(partition: Partition, params: BackfillParams) -> IngestParams:
+    return ingest_params_for(partition.uri, params)
+
+
+def ingest_params_for(uri: str, params: BackfillParams) -> IngestParams:
+    """How a backfill ingests the folder or file ``uri`` (appending when ``ordered``)."""
     return IngestParams(
-        sources=[partition.uri],
+        sources=[uri],
         store=params.store,
         append=params.ordered,
         # A forced ordered day must not append its frames a second time; appends are
@@ -173,6 +185,11 @@ def _ingest_params(partition: Partition, params: BackfillParams) -> IngestParams
 
 
 def _predict_params(params: BackfillParams) -> PredictParams:
+    return predict_params_for(params)
+
+
+def predict_params_for(params: BackfillParams) -> PredictParams:
+    """How a backfill predicts what it landed (the selection is set by the caller)."""
     return PredictParams(
         store=params.store,
         checkpoints=params.checkpoints,

@@ -86,3 +86,35 @@ def test_sources_are_grouped_in_order_into_even_tasks(count, workers):
     assert [p for g in groups for p in g] == pairs  # each source once, in order
     assert len(groups) == min(count, 4 * workers)
     assert not groups or max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+@pytest.mark.parametrize(
+    ("count", "workers", "min_size", "sizes"),
+    [
+        (40, 2, 16, [20, 20]),  # Dask: tasks cost 100-400 ms, so never 2 sources a task
+        (480, 2, 16, [60] * 8),  # many sources: still a few groups per worker
+        (5, 2, 16, [3, 2]),  # fewer than min_size: still one group per worker
+        (1, 4, 16, [1]),
+        (0, 2, 16, []),
+    ],
+)
+def test_groups_hold_at_least_min_size_sources(count, workers, min_size, sizes) -> None:
+    from segflow.ingest.batch import group_sources
+
+    pairs = [(f"u{i}", f"s{i}") for i in range(count)]
+    groups = group_sources(pairs, workers=workers, min_size=min_size)
+    assert [len(g) for g in groups] == sizes
+    assert [p for g in groups for p in g] == pairs  # consecutive, in order
+
+
+def test_appends_go_one_group_per_sequence_in_order_and_results_come_back_in_order() -> None:
+    from segflow.ingest import IngestResult
+    from segflow.ingest.batch import by_sequence, in_input_order
+
+    pairs = [("d1/a", "a"), ("d1/b", "b"), ("d2/a", "a"), ("d3/a", "a"), ("d2/b", "b")]
+    groups = by_sequence(pairs)
+    assert groups == [[pairs[0], pairs[2], pairs[3]], [pairs[1], pairs[4]]]
+    results = [IngestResult(u, s, "appended") for g in reversed(groups) for u, s in g]
+    assert [(r.source, r.sequence_id) for r in in_input_order(pairs, results)] == pairs
+    with pytest.raises(ValueError, match="got none for"):
+        in_input_order(pairs, results[:-1])
