@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.backfill.archive import export_tiny_model
+from tests.prefect_harness import shared_prefect_harness
 
 if TYPE_CHECKING:
     from segflow.config import BackfillParams
@@ -16,9 +17,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+    """Prefect's temporary server, one for every directory (tests/prefect_harness.py)."""
+    with shared_prefect_harness():
         yield
 
 

@@ -52,8 +52,9 @@ def test_ordered_stops_at_the_broken_day_and_resumes_after_the_fix(
     assert first.counts == {"done": 4, "failed": 1, "skipped": 0, "not run": 5}
     assert _statuses(first)[BROKEN] == "failed" and "cam1.npy" in first.failed[0].message
     repo = SequenceRepository(open_store(params.store.url))
-    # cam2's file of the broken day is fine and was appended; cam1's waits for the fix.
-    assert repo.meta("cam1").length == 4 * FRAMES and repo.meta("cam2").length == 5 * FRAMES
+    # Recordings run side by side, each in day order: cam1 stops at its broken day and waits
+    # for the fix; cam2's days are all fine and all appended.
+    assert repo.meta("cam1").length == 4 * FRAMES and repo.meta("cam2").length == 10 * FRAMES
 
     write_day(tmp_path / "archive", BROKEN, seed=dates.index(BROKEN))
     second = run_backfill(params)

@@ -12,6 +12,7 @@ are not multiples of the chunk or segment, more sequences than lanes.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -223,9 +224,18 @@ def test_train_then_predict_uses_the_saved_recipe(tmp_path: Path) -> None:
         np.testing.assert_allclose(preds.read("fc", sid), want, atol=1e-5)
 
 
-def test_label_inputs_need_labels_when_predicting(tmp_path: Path) -> None:
-    repo, _ = _world(tmp_path)
-    _train(tmp_path, Recipe(inputs="labels", horizon=1))
+@pytest.fixture(scope="module")
+def labels_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stores after training on ``Recipe(inputs="labels", horizon=1)``; tests use copies."""
+    root = tmp_path_factory.mktemp("labels-model")
+    _world(root)
+    _train(root, Recipe(inputs="labels", horizon=1))
+    return root
+
+
+def test_label_inputs_need_labels_when_predicting(tmp_path: Path, labels_model: Path) -> None:
+    shutil.copytree(labels_model, tmp_path, dirs_exist_ok=True)
+    repo = SequenceRepository(LocalStore(tmp_path / "data"))
     frames, _ = realistic(12, 9)
     write_sequence(repo, "unlabelled", frames, chunk_length=5)
     with pytest.raises(ConfigError, match=r"'unlabelled' has no labels.*inputs='labels'"):
@@ -233,11 +243,10 @@ def test_label_inputs_need_labels_when_predicting(tmp_path: Path) -> None:
     assert PredictionRepository(repo.store).ids("fc") == []  # nothing written
 
 
-def test_another_recipe_under_the_same_tag_is_refused(tmp_path: Path) -> None:
-    _world(tmp_path)
-    _train(tmp_path, Recipe(horizon=1))
+def test_another_recipe_under_the_same_tag_is_refused(tmp_path: Path, labels_model: Path) -> None:
+    shutil.copytree(labels_model, tmp_path, dirs_exist_ok=True)
     with pytest.raises(ConfigError, match="Recipe mismatch"):
-        _train(tmp_path, Recipe(horizon=2), epochs=2)
+        _train(tmp_path, Recipe(inputs="labels", horizon=2), epochs=2)
 
 
 def test_per_sequence_labels_refuse_shifting(tmp_path: Path) -> None:

@@ -1,9 +1,15 @@
 """Training practitioners can trust: held-out sequences are never trained on, and float
-features are standardized inside the model from the training sequences' statistics."""
+features are standardized inside the model from the training sequences' statistics.
+
+One training run with a held-out sequence (``trained``) serves the tests that only read its
+export or predict on a copy of its stores.
+"""
 
 from __future__ import annotations
 
 import itertools
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ from segflow.errors import ConfigError
 from segflow.predicting import predict
 from segflow.registry import load_exported_model, load_model
 from segflow.selection import split_validation
-from segflow.training import train
+from segflow.training import TrainReport, train
 from storage.local import LocalStore
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
@@ -88,10 +94,27 @@ def test_holding_out_everything_is_refused(tmp_path: Path) -> None:
         train(_params(tmp_path, validation_pattern="r*"))
 
 
-def test_inferred_model_standardizes_with_the_training_statistics(tmp_path: Path) -> None:
-    _, frames = _world(tmp_path)
-    report = train(_params(tmp_path, validation_ids=["r7"]))
-    config, _, model = load_exported_model(LocalStore(tmp_path / "ckpt"), "t")
+@dataclass(frozen=True)
+class Trained:
+    """Stores after a 2-epoch run holding out ``r7`` (``root``), its report and the frames."""
+
+    root: Path
+    report: TrainReport
+    frames: dict[str, np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """One training run for the module's read-only tests."""
+    root = tmp_path_factory.mktemp("trained")
+    _, frames = _world(root)
+    return Trained(root, train(_params(root, epochs=2, validation_ids=["r7"])), frames)
+
+
+def test_inferred_model_standardizes_with_the_training_statistics(trained: Trained) -> None:
+    report, frames = trained.report, trained.frames
+    assert "r7" not in report.ids
+    config, _, model = load_exported_model(LocalStore(trained.root / "ckpt"), "t")
     assert config.normalize
     layer = next(layer for layer in model.layers if isinstance(layer, Standardize))
     rows = np.concatenate([frames[i] for i in report.ids]).astype(np.float64)
@@ -99,9 +122,9 @@ def test_inferred_model_standardizes_with_the_training_statistics(tmp_path: Path
     np.testing.assert_allclose(layer.variance.numpy(), np.nanvar(rows, axis=0), rtol=1e-4)
 
 
-def test_prediction_applies_the_stored_statistics(tmp_path: Path) -> None:
-    repo, frames = _world(tmp_path)
-    train(_params(tmp_path))
+def test_prediction_applies_the_stored_statistics(tmp_path: Path, trained: Trained) -> None:
+    shutil.copytree(trained.root, tmp_path, dirs_exist_ok=True)
+    repo, frames = SequenceRepository(LocalStore(tmp_path / "data")), trained.frames
     predict(
         PredictParams(
             store=StoreConfig(url=str(tmp_path / "data")),
@@ -264,8 +287,6 @@ def test_warm_start_continues_the_given_model(tmp_path: Path) -> None:
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_training_curves_are_written_beside_the_model(tmp_path: Path) -> None:
-    _world(tmp_path)
-    train(_params(tmp_path, epochs=2, validation_ids=["r7"]))
-    png = LocalStore(tmp_path / "ckpt").read_bytes("models/t/curves.png")
+def test_training_curves_are_written_beside_the_model(trained: Trained) -> None:
+    png = LocalStore(trained.root / "ckpt").read_bytes("models/t/curves.png")
     assert png.startswith(b"\x89PNG")

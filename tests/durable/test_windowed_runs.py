@@ -2,10 +2,15 @@
 
 The oracle of a prediction is the exported model called on each window cut by plain NumPy
 (``sliding_window_view`` of the recipe's input rows); rows without a full window are NaN.
+
+One training run serves the module (``trained``, read only): its report and export are checked,
+it is the reference of the resumed run, and copies of its stores are predicted on.
 """
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ from segflow.errors import ConfigError
 from segflow.predicting import predict
 from segflow.progress import StepEvent
 from segflow.registry import load_exported, load_model
-from segflow.training import train
+from segflow.training import TrainReport, train
 from storage.local import LocalStore
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
@@ -97,11 +102,32 @@ def _exported(tmp_path: Path) -> tuple[Any, Any, Any]:
     return load_exported_model(LocalStore(tmp_path / "ckpt"), "win")
 
 
+@dataclass(frozen=True)
+class Trained:
+    """Stores after an uninterrupted training run (``root``), its report and the data."""
+
+    root: Path
+    report: TrainReport
+    data: dict[str, Any]
+
+    def copy(self, tmp_path: Path) -> SequenceRepository:
+        """Copy both stores under ``tmp_path``: the repository of the copy."""
+        shutil.copytree(self.root, tmp_path, dirs_exist_ok=True)
+        return SequenceRepository(LocalStore(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """One training run for the module; tests read it or work on a copy."""
+    root = tmp_path_factory.mktemp("trained")
+    _, data = _world(root)
+    return Trained(root, train(_params(root)), data)
+
+
 def test_windowed_model_trains_exports_and_predicts_with_nan_before_the_first_window(
-    tmp_path: Path,
+    tmp_path: Path, trained: Trained
 ) -> None:
-    repo, data = _world(tmp_path)
-    report = train(_params(tmp_path))
+    repo, data, report = trained.copy(tmp_path), trained.data, trained.report
     assert report.epochs == 2 and all(np.isfinite(h["loss"]) for h in report.history)
     model = load_model(LocalStore(tmp_path / "ckpt"), "win")
     assert model.recipe == RECIPE and model.config.head == "many_to_one"
@@ -117,10 +143,11 @@ def test_windowed_model_trains_exports_and_predicts_with_nan_before_the_first_wi
         np.testing.assert_allclose(got, _oracle(tmp_path, frames, labels), atol=1e-5)
 
 
-def test_resumed_windowed_training_matches_uninterrupted_bitwise(tmp_path: Path) -> None:
-    _world(tmp_path / "a")
+def test_resumed_windowed_training_matches_uninterrupted_bitwise(
+    tmp_path: Path, trained: Trained
+) -> None:
     _world(tmp_path / "b")
-    reference = train(_params(tmp_path / "a"))
+    root, reference = trained.root, trained.report
 
     def stop(event: StepEvent) -> None:
         if event.step == 5:
@@ -132,16 +159,15 @@ def test_resumed_windowed_training_matches_uninterrupted_bitwise(tmp_path: Path)
     assert resumed.resumed_from is not None
     assert resumed.history == reference.history
     for a, b in zip(
-        load_exported(LocalStore(tmp_path / "a" / "ckpt"), "win")[2],
+        load_exported(LocalStore(root / "ckpt"), "win")[2],
         load_exported(LocalStore(tmp_path / "b" / "ckpt"), "win")[2],
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
 
 
-def test_grown_sequence_continues_like_a_recompute(tmp_path: Path) -> None:
-    repo, _ = _world(tmp_path)
-    train(_params(tmp_path, epochs=1))
+def test_grown_sequence_continues_like_a_recompute(tmp_path: Path, trained: Trained) -> None:
+    repo = trained.copy(tmp_path)
     predict(_predict_params(tmp_path))
     frames, labels = realistic(9, 77)
     _grow(repo, "s2", frames, labels)

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.prefect_harness import shared_prefect_harness
+
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+    """Prefect's temporary server, one for every directory (tests/prefect_harness.py)."""
+    with shared_prefect_harness():
         yield

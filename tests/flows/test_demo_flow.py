@@ -16,13 +16,14 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 def test_demo_flow_writes_everything(tmp_path: Path) -> None:
     params = DemoParams(
         workdir=str(tmp_path / "demo"),
-        videos=8,
-        frames=24,
+        # The fewest videos allowed (one held out), two segments each: every stage runs.
+        videos=4,
+        frames=16,
         size=16,
         epochs=1,
-        lanes=4,
+        lanes=2,
         segment_length=8,
-        units=4,
+        units=2,
     )
     result = demo(params)
     assert isinstance(result, DemoResult)

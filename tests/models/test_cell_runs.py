@@ -1,9 +1,16 @@
-"""Durable runs with the built-in GRU, SimpleRNN and ConvLSTM2D cells: a training run stopped
-and resumed ends with the weights of an uninterrupted one, and the online continuation of a
-grown recording equals a recompute (their states are saved with the predictions)."""
+"""Durable runs with the built-in GRU, SimpleRNN and ConvLSTM2D cells and a model of the user's
+own (``examples/custom_model.py`` through ``model_factory``): a training run stopped and resumed
+ends with the weights of an uninterrupted one, and the online continuation of a grown recording
+equals a recompute (their states are saved with the predictions).
+
+One uninterrupted training run per model serves the module: it is the reference of the resumed
+run and, copied, the model whose predictions continue (the tests only read it).
+"""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,7 @@ from segflow.config import (
 from segflow.predicting import predict
 from segflow.progress import StepEvent
 from segflow.registry import load_exported
-from segflow.training import train
+from segflow.training import TrainReport, train
 from storage.local import LocalStore
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
@@ -35,6 +42,7 @@ MODELS = {
     "conv_lstm": ModelConfig(
         frame_shape=(6, 6), encoder="avgpool", pool_size=2, cell="conv_lstm", lstm_units=[3]
     ),
+    "custom": ModelConfig(frame_shape=(6, 6), model_factory="examples.custom_model:build"),
 }
 
 
@@ -71,12 +79,29 @@ def _params(root: Path, config: ModelConfig) -> TrainParams:
     )
 
 
-@pytest.mark.parametrize("cell", sorted(MODELS))
-def test_stopped_and_resumed_training_matches_uninterrupted(tmp_path: Path, cell: str) -> None:
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def cell(request: pytest.FixtureRequest) -> str:
+    """The model under test; a module-scoped parameter, so each trains once."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def reference(
+    cell: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, TrainReport]]:
+    """An uninterrupted training run of the cell's model: its root and report (read only)."""
+    root = tmp_path_factory.mktemp(f"reference-{cell}")
     config = MODELS[cell]
-    _world(tmp_path / "a", config)
+    _world(root, config)
+    yield root, train(_params(root, config))
+
+
+def test_stopped_and_resumed_training_matches_uninterrupted(
+    tmp_path: Path, cell: str, reference: tuple[Path, TrainReport]
+) -> None:
+    config = MODELS[cell]
     _world(tmp_path / "b", config)
-    reference = train(_params(tmp_path / "a", config))
+    root, report = reference
 
     def stop(event: StepEvent) -> None:
         if event.step == 5:
@@ -85,8 +110,8 @@ def test_stopped_and_resumed_training_matches_uninterrupted(tmp_path: Path, cell
     with pytest.raises(Stop):
         train(_params(tmp_path / "b", config), on_step=stop)
     resumed = train(_params(tmp_path / "b", config))
-    assert resumed.resumed_from is not None and resumed.history == reference.history
-    want = load_exported(LocalStore(tmp_path / "a" / "ckpt"), "cell")[2]
+    assert resumed.resumed_from is not None and resumed.history == report.history
+    want = load_exported(LocalStore(root / "ckpt"), "cell")[2]
     got = load_exported(LocalStore(tmp_path / "b" / "ckpt"), "cell")[2]
     for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -104,11 +129,12 @@ def _predict(root: Path, **changes: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("cell", sorted(MODELS))
-def test_continuing_a_grown_recording_equals_a_recompute(tmp_path: Path, cell: str) -> None:
+def test_continuing_a_grown_recording_equals_a_recompute(
+    tmp_path: Path, cell: str, reference: tuple[Path, TrainReport]
+) -> None:
     config = MODELS[cell]
-    repo = _world(tmp_path, config)
-    train(_params(tmp_path, config).model_copy(update={"epochs": 1}))
+    shutil.copytree(reference[0], tmp_path, dirs_exist_ok=True)
+    repo = SequenceRepository(LocalStore(tmp_path / "data"))
     _predict(tmp_path)
     _grow(repo, "s1", _frames(config, 9, 99), np.arange(9, dtype=np.float32))
     report = _predict(tmp_path)

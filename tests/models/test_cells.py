@@ -1,6 +1,9 @@
-"""Built-in recurrent cells (LSTM, GRU, SimpleRNN, ConvLSTM2D) keep segflow's guarantees.
+"""Built-in recurrent cells (LSTM, GRU, SimpleRNN, ConvLSTM2D) keep segflow's guarantees, and
+so does a model of the user's own (``custom``: ``examples/custom_model.py`` built in the engine
+through ``ModelConfig(model_factory=...)``: a per-frame CNN, a GRU inside a nested
+``Sequential``, an LSTM, a custom layer).
 
-For each cell: streaming in segments over lanes equals one stateless pass over each whole
+For each: streaming in segments over lanes equals one stateless pass over each whole
 sequence (many-to-many and many-to-one, mixed lengths, more sequences than lanes), and
 resetting one lane leaves every other lane's state bit-for-bit unchanged.
 """
@@ -18,9 +21,14 @@ from segflow.engine.pipeline import StepReader
 from segflow.errors import ConfigError
 
 LENGTHS = (11, 4, 9, 7, 2)
+CELLS = ["lstm", "gru", "simple_rnn", "conv_lstm", "custom"]
 
 
 def _config(cell: str, head: str) -> ModelConfig:
+    if cell == "custom":
+        return ModelConfig(
+            frame_shape=(6, 6), model_factory="examples.custom_model:build", head=head
+        )
     if cell == "conv_lstm":
         return ModelConfig(
             frame_shape=(6, 6, 2),
@@ -40,7 +48,7 @@ def _frames(config: ModelConfig, seed: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("head", ["many_to_many", "many_to_one"])
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "conv_lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_segmented_streaming_equals_a_whole_sequence_pass(cell: str, head: str) -> None:
     config = _config(cell, head)
     frames = _frames(config, 0)
@@ -54,7 +62,7 @@ def test_segmented_streaming_equals_a_whole_sequence_pass(cell: str, head: str) 
         np.testing.assert_allclose(got[i], want, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "conv_lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_resetting_a_lane_leaves_the_others_bit_for_bit(cell: str) -> None:
     config = _config(cell, "many_to_many")
     engine = StreamingEngine(config, lanes=3, segment_length=4, seed=2)
@@ -79,6 +87,8 @@ def test_state_shapes_name_every_layer_of_each_cell() -> None:
         "conv_lstm_1/h": (3, 3, 2),
         "conv_lstm_1/c": (3, 3, 2),
     }
+    custom = StreamingEngine(_config("custom", "many_to_many"), lanes=2, segment_length=2)
+    assert state_shapes(custom.model) == {"block/gru/h": (6,), "lstm/h": (5,), "lstm/c": (5,)}
 
 
 def test_conv_lstm_needs_image_frames() -> None:
