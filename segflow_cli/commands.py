@@ -18,14 +18,16 @@ from rich.table import Table
 from segflow.errors import SegflowError
 from segflow_cli.common import (
     DEFAULT_STORE,
+    CredentialsBlockOption,
     EndpointOption,
     StoreOption,
     console,
-    endpoint_options,
     fail,
     load_config_file,
     locations,
     merge,
+    open_store_at,
+    store_location,
     validated,
 )
 from segflow_cli.progress import FrameProgress, PartitionBar
@@ -91,6 +93,7 @@ def ingest(
     dask_address: DaskAddressOption = None,
     dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest SOURCE... into the store (skips unchanged, resumes interrupted sequences)."""
@@ -99,7 +102,7 @@ def ingest(
     try:
         params = IngestParams(
             sources=sources,
-            store=StoreConfig(url=store, storage_options=endpoint_options(s3_endpoint)),
+            store=StoreConfig(**store_location(store, s3_endpoint, credentials_block)),
             sequence_id=sequence_id,
             labels=labels,
             append=append,
@@ -218,6 +221,7 @@ def train(
     ] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Train a model on the store's sequences (resumes from the latest checkpoint).
@@ -231,7 +235,7 @@ def train(
     from segflow.config import TrainParams
 
     overrides = {
-        **locations(store, checkpoints, s3_endpoint),
+        **locations(store, checkpoints, s3_endpoint, credentials_block),
         "epochs": epochs,
         "model_tag": model_tag,
         "model_factory": model_factory,
@@ -281,6 +285,7 @@ def predict(
     dask_address: DaskAddressOption = None,
     dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Predict every selected sequence with the model exported under --model-tag (on Dask:
@@ -288,7 +293,7 @@ def predict(
     from segflow.config import PredictParams
 
     overrides = {
-        **locations(store, checkpoints, s3_endpoint),
+        **locations(store, checkpoints, s3_endpoint, credentials_block),
         "model_tag": model_tag,
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "selection": {"ids": ids or None},
@@ -325,13 +330,13 @@ def inspect(
     store: StoreOption = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
 ) -> None:
     """List every sequence in the store with its length, shape, dtype, chunks and completeness."""
-    from storage import open_store
     from storage.sequences import SequenceRepository
 
     try:
-        repo = SequenceRepository(open_store(store, endpoint_options(s3_endpoint)))
+        repo = SequenceRepository(open_store_at(store, s3_endpoint, credentials_block))
         infos = repo.list_info()
     except SegflowError as error:
         raise fail(error) from None
@@ -426,6 +431,7 @@ def backfill(
     dask_address: DaskAddressOption = None,
     dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest and predict an archive partitioned by date, skipping days already done."""
@@ -441,7 +447,7 @@ def backfill(
         "concurrency": concurrency,
         "predict": predict,
         "model_tag": model_tag,
-        **locations(store, checkpoints, s3_endpoint),
+        **locations(store, checkpoints, s3_endpoint, credentials_block),
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "write": {"segment_length": segment_length},
         **dask_options(dask_address, dask_workers),

@@ -13,10 +13,11 @@ from rich.table import Table
 from segflow_cli.commands import DaskAddressOption, DaskWorkersOption, dask_options
 from segflow_cli.common import (
     DEFAULT_STORE,
+    CredentialsBlockOption,
     EndpointOption,
     StoreOption,
-    endpoint_options,
     merge,
+    store_location,
     validated,
 )
 from segflow_cli.runner import run_flow
@@ -53,6 +54,7 @@ def evaluate(
     dask_address: DaskAddressOption = None,
     dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
+    credentials_block: CredentialsBlockOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Score the stored predictions of --model-tag against the labels, beside baselines."""
@@ -60,9 +62,8 @@ def evaluate(
     from segflow.config import CheckpointConfig, EvaluateParams
     from segflow.evaluation import EvaluationReport
 
-    options = endpoint_options(s3_endpoint)
     overrides = {
-        "store": {"url": store, "storage_options": options},
+        "store": store_location(store, s3_endpoint, credentials_block),
         "model_tag": model_tag,
         "selection": {"ids": ids or None, "pattern": pattern, "partition": partition},
         "plots_dir": plots_dir,
@@ -72,7 +73,9 @@ def evaluate(
     params = validated(EvaluateParams, merge({}, overrides))
     location = None
     if checkpoints is not None:
-        location = validated(CheckpointConfig, {"url": checkpoints, "storage_options": options})
+        location = validated(
+            CheckpointConfig, store_location(checkpoints, s3_endpoint, credentials_block)
+        )
     flow_fn = partial(evaluate_flow, checkpoints=location)
     report = run_flow(flow_fn, params, "evaluate", expected=EvaluationReport)
     if as_json:

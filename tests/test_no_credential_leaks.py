@@ -326,3 +326,30 @@ def test_a_store_opened_after_the_environment_changed_uses_the_new_credentials(
     s3_moto_server.forget_access_keys()
     S3Store(s3_store_url, storage_options=block).write_bytes("c", b"3")
     assert s3_moto_server.access_keys == {FAKE_KEY}
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("prefect_api", "no_env_credentials")
+def test_the_command_line_opens_a_store_with_a_credentials_block(
+    s3_moto_server: S3Server, s3_store_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from segflow_cli.app import app
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    _save_secret(name, {"key": FAKE_KEY, "secret": FAKE_SECRET})
+    endpoint = ["--s3-endpoint", s3_moto_server.endpoint_url]
+    args = ["inspect", "--store", s3_store_url, *endpoint, "--json"]
+    s3_moto_server.forget_access_keys()
+    runner = CliRunner()
+    found = runner.invoke(app, [*args, "--credentials-block", name])
+    assert found.exit_code == 0, found.output
+    assert '"sequences": []' in found.output
+    assert s3_moto_server.access_keys == {FAKE_KEY}  # the block's key, nothing else
+    missing = runner.invoke(app, [*args, "--credentials-block", f"{name}-missing"])
+    assert missing.exit_code == 1
+    lines = [line for line in missing.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{name}-missing" in lines[0], missing.output
