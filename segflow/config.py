@@ -380,6 +380,13 @@ class PredictParams(DaskOptions):
     )
     stream: StreamConfig = Field(default_factory=StreamConfig)
     recompute: bool = Field(False, description="Recompute from frame 0 even if continuable.")
+    break_lock: bool = Field(
+        False,
+        description=(
+            "Take the tag's prediction lock even if another run holds it (only when that run "
+            "is dead: two live writers would corrupt the predictions)."
+        ),
+    )
 
 
 class EvaluateParams(DaskOptions):

@@ -282,6 +282,14 @@ def predict(
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     ids: Annotated[list[str] | None, typer.Option("--id", help="Only these sequences.")] = None,
     recompute: Annotated[bool, typer.Option(help="Recompute from frame 0.")] = False,
+    break_lock: Annotated[
+        bool,
+        typer.Option(
+            "--break-lock",
+            help="Take the tag's prediction lock even if another run holds it (only when that "
+            "run is dead).",
+        ),
+    ] = False,
     dask_address: DaskAddressOption = None,
     dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
@@ -298,6 +306,7 @@ def predict(
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "selection": {"ids": ids or None},
         "recompute": recompute,
+        "break_lock": break_lock,
         **dask_options(dask_address, dask_workers),
     }
     params = validated(PredictParams, merge({}, overrides))

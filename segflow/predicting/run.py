@@ -95,7 +95,7 @@ def predict(
     lock = tag if shard is None else shard_lock_name(tag, shard)
     earlier = preds.read_lock(lock) if shard is not None else None
     again = earlier is not None and earlier.get("owner") == owner
-    with preds.lock(lock, owner, break_lock=break_lock or again):
+    with preds.lock(lock, owner, break_lock=break_lock or params.break_lock or again):
         run, reader = _prepare(params, model, store, checkpoints, repo, preds, ids, owner, shard)
         try:
             if model.recipe.windowed:

@@ -205,5 +205,5 @@ def hold_tag(params: PredictParams, owner: str, *, break_lock: bool = False) -> 
         LockedError: If another run holds the tag's lock.
     """
     preds = PredictionRepository(params.store.open())
-    with preds.lock(params.model_tag, owner, break_lock=break_lock) as record:
+    with preds.lock(params.model_tag, owner, break_lock=break_lock or params.break_lock) as record:
         yield record

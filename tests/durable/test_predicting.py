@@ -431,3 +431,11 @@ def test_concurrent_run_is_refused(world: World) -> None:
         assert world.preds.ids(TAG) == []
         assert world.preds.read_lock(TAG)["owner"] == "other-run"  # the holder's, untouched
     assert world.preds.read_lock(TAG) is None
+
+
+def test_break_lock_takes_a_dead_runs_lock(world: World) -> None:
+    with world.preds.lock(TAG, "dead-run"):  # its process is gone; its lock is left behind
+        with pytest.raises(LockedError, match=r"dead-run.*--break-lock"):
+            predict(world.params())
+        predict(world.params(break_lock=True))
+        assert world.preds.ids(TAG)  # written under the lock it took
