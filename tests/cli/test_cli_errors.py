@@ -88,3 +88,17 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     result = CliRunner().invoke(app, ["inspect", "--store", str(tmp_path)])
     # The exception leaves the command: Python prints its traceback (CliRunner keeps it).
     assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--version"], 0),  # success
+        (["inspect", "--store", "bogus://x", "--json"], 1),  # the work failed (a user error)
+        (["ingest"], 2),  # a usage error: a missing argument
+        (["train", "--epochs", "many"], 2),  # a usage error: an option of the wrong type
+        (["no-such-command"], 2),
+    ],
+)
+def test_exit_codes_are_the_documented_ones(args: list[str], code: int) -> None:
+    assert CliRunner().invoke(app, args).exit_code == code
