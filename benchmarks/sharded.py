@@ -88,7 +88,11 @@ def cluster(workers: int, logs: Path) -> Iterator[str]:
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a worker busy in TensorFlow may not stop
+                proc.kill()
+                proc.wait()
 
 
 def timed_run(params: object) -> tuple[float, list[float]]:
