@@ -275,19 +275,26 @@ def _truncate(repo: SequenceRepository, target: str, length: int) -> None:
             array.resize((length, *array.shape[1:]))
 
 
-def _create(job: _Job) -> None:
-    probe, labels, write_config = job.probe, job.labels, job.write_config
-    label_shape, label_dtype, label_kind = _label_layout(labels, probe)
-    meta = SequenceMeta(
+def _probe_meta(
+    probe: SourceProbe, write_config: WriteConfig, label_kind: Any, **state: Any
+) -> SequenceMeta:
+    """A sequence's metadata from its source's probe, plus ``state`` (length, completeness)."""
+    return SequenceMeta(
         segment_length=write_config.segment_length,
         source_uri=probe.uri,
-        fingerprint=probe.fingerprint,
         frame_rate=probe.frame_rate,
         sample_interval=probe.sample_interval,
         start_time=probe.start_time,
         partition=probe.partition,
         label_kind=label_kind,
+        **state,
     )
+
+
+def _create(job: _Job) -> None:
+    probe, labels, write_config = job.probe, job.labels, job.write_config
+    label_shape, label_dtype, label_kind = _label_layout(labels, probe)
+    meta = _probe_meta(probe, write_config, label_kind, fingerprint=probe.fingerprint)
     group = job.repo.create(
         job.target,
         frame_shape=probe.frame_shape,
@@ -361,17 +368,13 @@ def _write_whole(job: _Job, block: FrameBlock) -> int:
     if probe.has_timestamps and block.timestamps is not None:
         arrays["timestamps"] = block.timestamps
     record = _source_record(job.source, probe, 0, total)
-    meta = SequenceMeta(
+    meta = _probe_meta(
+        probe,
+        job.write_config,
+        label_kind,
+        fingerprint=record["fingerprint"],
         length=total,
         complete=True,
-        segment_length=job.write_config.segment_length,
-        source_uri=probe.uri,
-        fingerprint=record["fingerprint"],
-        frame_rate=probe.frame_rate,
-        sample_interval=probe.sample_interval,
-        start_time=probe.start_time,
-        partition=probe.partition,
-        label_kind=label_kind,
         frames_written=total,
         sources=(record,),
     )

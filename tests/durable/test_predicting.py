@@ -142,12 +142,17 @@ def export(ckpt: LocalStore, config: ModelConfig, *, seed: int, tag: str = TAG) 
     return weights
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    w = World(tmp_path)
-    for sequence_id, length in LENGTHS.items():
+def world_of(root: Path, lengths: dict[str, int]) -> World:
+    """A world under ``root`` holding a sequence of each length."""
+    w = World(root)
+    for sequence_id, length in lengths.items():
         w.add(sequence_id, length)
     return w
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return world_of(tmp_path, LENGTHS)
 
 
 def assert_outputs_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:

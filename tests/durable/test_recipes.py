@@ -41,18 +41,11 @@ from storage.local import LocalStore
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
 from tests.engine.store_helpers import write_sequence
+from tests.windowed.data_helpers import RECIPE_MODES
 
 LENGTHS = (13, 7, 10, 4, 16)
 FEATURES = 3
-MODES = [
-    ("features", 0),
-    ("features", 1),
-    ("features", 3),
-    ("labels", 1),
-    ("labels", 3),
-    ("features_and_labels", 1),
-    ("features_and_labels", 3),
-]
+MODES = RECIPE_MODES
 
 
 def realistic(length: int, seed: int, label_dims: int = 0) -> tuple[np.ndarray, np.ndarray]:

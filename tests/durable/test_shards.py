@@ -25,7 +25,7 @@ from segflow.predicting import (
 )
 from segflow.predicting.shards import Shard, check_disjoint, shard_lock_name
 from segflow.registry import shard_run_key
-from tests.durable.test_predicting import TAG, World, assert_outputs_close
+from tests.durable.test_predicting import TAG, World, assert_outputs_close, world_of
 
 # ------------------------------------------------------------------------------ the plan
 
@@ -129,16 +129,11 @@ LENGTHS = {f"s{i}": n for i, n in enumerate((41, 7, 23, 0, 30, 12, 55))}
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    w = World(tmp_path)
-    for sequence_id, length in LENGTHS.items():
-        w.add(sequence_id, length)
-    return w
+    return world_of(tmp_path, LENGTHS)
 
 
 def test_shards_run_at_once_and_equal_one_run(world: World, tmp_path: Path) -> None:
-    reference = World(tmp_path / "ref")
-    for sequence_id, length in LENGTHS.items():
-        reference.add(sequence_id, length)
+    reference = world_of(tmp_path / "ref", LENGTHS)
     predict(reference.params(), run_id="one")
     params = world.params()
     shards = plan_prediction_shards(params, 3)

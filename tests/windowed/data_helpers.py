@@ -7,6 +7,18 @@ import numpy as np
 from segflow.engine.chunks import ArrayChunks, SequenceChunks
 from segflow.engine.windowing import WindowConfig, model_rows
 
+#: Every (inputs, horizon) of the recipes: the article's modes are (features, 0) and the
+#: shifted ones with H=1; H=3 looks further ahead.
+RECIPE_MODES = [
+    ("features", 0),
+    ("features", 1),
+    ("features", 3),
+    ("labels", 1),
+    ("labels", 3),
+    ("features_and_labels", 1),
+    ("features_and_labels", 3),
+]
+
 
 def realistic_table(rows: int, features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A weather-like table: seasonal, trending, noisy columns on very different scales.

@@ -12,18 +12,9 @@ from segflow.engine.chunks import ArrayChunks, SequenceChunks
 from segflow.engine.windowing import WindowConfig, make_windows
 from segflow.errors import ConfigError
 from segflow.windowed.reader import WindowReader
-from tests.windowed.data_helpers import CountingChunks, realistic_table, shaped
+from tests.windowed.data_helpers import RECIPE_MODES, CountingChunks, realistic_table, shaped
 
-CASES = [
-    # (inputs, horizon): the article's modes are (features, 0) and the shifted ones with H=1
-    ("features", 0),
-    ("features", 1),
-    ("features", 3),
-    ("labels", 1),
-    ("labels", 3),
-    ("features_and_labels", 1),
-    ("features_and_labels", 3),
-]
+CASES = RECIPE_MODES
 LENGTHS = (53, 8, 3, 41)  # not multiples of the chunk; one too short for N=4, one just long enough
 
 
