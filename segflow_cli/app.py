@@ -35,6 +35,7 @@ from segflow_cli.evaluate import evaluate
 from segflow_cli.serve import serve
 from segflow_cli.server import connect, server_app
 from segflow_cli.synth import synth_app
+from segflow_cli.tempserver import start_early
 
 __all__ = ["FLOW_COMMANDS", "app", "main"]
 
@@ -44,6 +45,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 #: The commands that run flows: they connect to a Prefect server (or start a temporary one).
 FLOW_COMMANDS = frozenset({"ingest", "train", "predict", "evaluate", "demo", "backfill", "serve"})
+#: Those that run a flow in this process: without a server they start the temporary one early.
+IN_PROCESS_FLOW_COMMANDS = FLOW_COMMANDS - {"serve"}
 
 
 class SegflowGroup(TyperGroup):
@@ -104,7 +107,11 @@ def _options(
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     if ctx.invoked_subcommand in FLOW_COMMANDS:
-        connect()
+        api = connect()
+        # click parses the command's own --help after this callback: no server for a help page.
+        wants_help = "--help" in sys.argv[1:]
+        if api is None and ctx.invoked_subcommand in IN_PROCESS_FLOW_COMMANDS and not wants_help:
+            start_early()
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from segflow.errors import SegflowError
 from segflow_cli.common import console, debug_enabled, fail
 from segflow_cli.progress import FrameProgress
 from segflow_cli.server import note_temporary_server
+from segflow_cli.tempserver import wait_until_ready
 
 __all__ = ["RunLogFilter", "flow_report", "quiet_run_logs", "run_flow"]
 
@@ -112,6 +113,10 @@ def flow_report(
     from flows.settings import in_process_runs
 
     note_temporary_server()
+    try:
+        wait_until_ready()
+    except RuntimeError as error:
+        raise fail(error) from None
     with in_process_runs(), quiet_run_logs(), progress:
         state = flow_fn(params, return_state=True)
     report = state.result(raise_on_failure=False)

@@ -152,7 +152,9 @@ def configured_api_url() -> str | None:
 
 def note_temporary_server() -> None:
     """Say, in one line, that a flow run starts a temporary server, and how to avoid it."""
-    if configured_api_url() is None:
+    from segflow_cli.tempserver import started_early
+
+    if started_early() or configured_api_url() is None:
         console.print(
             "[dim]note: no Prefect server, so this command starts a temporary one (slow); "
             "`segflow server start` starts one that every command reuses.[/]",
