@@ -172,10 +172,12 @@ def test_the_runner_finds_every_benchmark() -> None:
         "manytoone",
         "orchestration",
         "pipeline",
+        "s3_throughput",
         "sharded",
         "small_ingest",
         "stream_memory",
         "streaming",
+        "video_ingest",
         "windowed",
     ]
 

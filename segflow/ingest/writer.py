@@ -3,10 +3,10 @@
 Whole chunks are encoded and stored by :class:`~storage.chunks.DirectChunks` in the writing
 thread (no zarr event loop, no copy of uncompressed frames); a chunk only partly covered by a
 block (the sequence's last, or the first of an append) goes through zarr. Blosc, crc32c and
-file writes release the GIL, so a few blocks written from a small thread pool keep both cores
-busy. Progress is
-recorded only for the contiguous prefix of finished blocks, so a crash at any point resumes
-from a frame whose chunks are all on disk.
+file writes release the GIL, so blocks written from a small thread pool overlap with the
+source producing the next one (decoding a video, say): up to ``workers`` blocks are in flight.
+Progress is recorded only for the contiguous prefix of finished blocks, so a crash at any
+point resumes from a frame whose chunks are all on disk.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class BlockWriter:
         group: The sequence group (``frames`` and optionally ``labels``/``timestamps``).
         offset: Sequence frame where source frame 0 goes (the old length when appending).
         capacity_hint: Expected final sequence length, if known, to size arrays once.
-        workers: Chunks encoded and written concurrently.
+        workers: Chunks encoded and written concurrently, and blocks kept in flight while
+            the caller produces the next one (:meth:`write` returns once fewer are pending).
         on_progress: Called with the number of source frames durably written so far, in order.
         per_frame_labels: Whether ``labels`` grows with time (False: one per-sequence row).
     """
@@ -93,9 +94,10 @@ class BlockWriter:
             for name, begin, part in self._chunk_parts(start, rows)
         ]
         self._pending.append((block.stop, futures))
-        # One block in flight while the caller produces the next: its chunks keep every
-        # worker busy, and the source's block buffers can be recycled.
-        while len(self._pending) > 1:
+        # Up to `workers` blocks in flight while the caller produces the next: a block is
+        # often a single chunk (a video's 16 frames of 720p are 44 MB), and one chunk at a
+        # time left the encoding on one core while decoding waited for it.
+        while len(self._pending) > self._workers:
             self._finish_oldest()
 
     def close(self, final_length: int) -> None:

@@ -3,7 +3,9 @@
 Frames are ``uint8`` of shape ``(H, W, 3)`` (RGB) or, with ``grayscale=True``, ``(H, W, 1)``:
 the channel axis is kept so every image-like frame is ``(height, width, channel)``. Decoding
 uses FFmpeg's frame/slice threading; each block is one preallocated array that frames are
-converted into directly, so memory is bounded by one block plus the decoder's own buffers.
+converted into directly, and up to four such arrays are recycled (the ingest writer keeps
+blocks in flight while the next is decoded), so memory is bounded by four blocks plus the
+decoder's own buffers.
 
 Seeking is not used: ``blocks(start=n)`` decodes and discards the first ``n`` frames (without
 converting them), because frame-accurate seeking by timestamp is unreliable for variable
@@ -251,7 +253,9 @@ class VideoSource(FingerprintedSource):
         # One reformatter for the whole video keeps its scaler context: about 2.5x faster
         # than frame.reformat(), which builds a new context for every frame.
         reformatter = VideoReformatter()
-        buffers = BlockBuffers()
+        # The writer keeps up to its worker count (2 by default) of blocks in flight and the
+        # caller's loop holds one more: four buffers are recycled instead of faulting in new.
+        buffers = BlockBuffers(keep=4)
         filled, block_start = 0, start
         for index, frame in enumerate(self._decoded(container, stream)):
             if origin is None:
