@@ -14,7 +14,7 @@ from prefect import flow
 import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
 from flows.compute import task_runner
 from segflow.config import CheckpointConfig, EvaluateParams
-from segflow.evaluation import EvaluationReport
+from segflow.evaluation import Evaluation, EvaluationReport
 from tasks.evaluate import evaluate_task, publish_evaluation
 
 
@@ -26,20 +26,20 @@ def evaluate(
 
     The model's task comes from its configuration under ``checkpoints`` when given, else it is
     inferred from the predictions. Publishes the report as markdown and table artifacts.
-    Plots (``plots_dir``) are written where the scoring runs: on Dask, by a worker.
+    Plots are drawn where the scoring runs (on Dask, by a worker) and come back as bytes:
+    this flow's process writes them under ``plots_dir``.
     """
     if params.on_dask:
         runner = task_runner(params)
-        report = evaluate_on_cluster.with_options(task_runner=runner)(params, checkpoints)
+        evaluation = evaluate_on_cluster.with_options(task_runner=runner)(params, checkpoints)
     else:
-        report = evaluate_task(params, checkpoints)
+        evaluation = evaluate_task(params, checkpoints)
+    report = evaluation.written(params.plots_dir)
     publish_evaluation(report)
     return report
 
 
 @flow(name="segflow-evaluate-scoring")
-def evaluate_on_cluster(
-    params: EvaluateParams, checkpoints: CheckpointConfig | None
-) -> EvaluationReport:
+def evaluate_on_cluster(params: EvaluateParams, checkpoints: CheckpointConfig | None) -> Evaluation:
     """Score as one task on the flow's task runner (a Dask cluster)."""
     return evaluate_task.submit(params, checkpoints).result()

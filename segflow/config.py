@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from segflow.ids import validate_id
 from segflow.modelconfig import Cell, Encoder, Head, ModelConfig, Task
 from segflow.recipe import Inputs, Recipe
+from segflow.sources.classnames import is_text_label
 from storage.credentials import merge_options, refuse_secrets
 from storage.credentials import resolve as resolve_credentials
 from storage.urls import DEFAULT_STORE, open_store
@@ -30,6 +31,7 @@ __all__ = [
     "EarlyStopping",
     "Encoder",
     "EvaluateParams",
+    "FineTune",
     "Frozen",
     "Head",
     "IngestParams",
@@ -163,10 +165,27 @@ class SourceConfig(Frozen):
     )
     timestamp_column: str | None = Field(None, description="CSV timestamp column, if any.")
     label_column: str | None = Field(None, description="CSV per-row label column, if any.")
+    class_names: tuple[str, ...] | None = Field(
+        None,
+        description="Classes of a CSV text label column, in index order (default: the names "
+        "each file holds, sorted); give them when files do not all hold every class.",
+    )
     npz_key: str | None = Field(None, description="Array to read from a .npz with several.")
     zarr_path: str | None = Field(
         None, description="Path of the array inside a Zarr source that is a group."
     )
+
+    @field_validator("class_names")
+    @classmethod
+    def _text_class_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        names = tuple(name.strip() for name in value)
+        if not names or len(set(names)) != len(names) or not all(map(is_text_label, names)):
+            raise invalid_argument(
+                "class_names", "distinct class names that are not numbers, yes/no or blank", value
+            )
+        return names
 
     @field_validator("resize")
     @classmethod
@@ -361,6 +380,27 @@ class TrainParams(Frozen):
         default_factory=Recipe,
         description="Inputs, forecast horizon and windows (saved with the model).",
     )
+    class_weight: Literal["balanced"] | dict[int, float] | None = Field(
+        None,
+        description="Weigh the loss by class (binary or multiclass heads): 'balanced' "
+        "(n_rows / (n_classes * rows of the class) over the training labels), or weights by "
+        "class index, e.g. {0: 1.0, 1: 5.0} (classes left out weigh 1).",
+    )
+    mixed_precision: bool = Field(
+        False,
+        description="Compute in float16 with float32 weights (Keras 'mixed_float16'); GPUs only.",
+    )
+
+    @field_validator("class_weight")
+    @classmethod
+    def _positive_weights(
+        cls, value: Literal["balanced"] | dict[int, float] | None
+    ) -> Literal["balanced"] | dict[int, float] | None:
+        if isinstance(value, dict) and (not value or min(value.values()) <= 0):
+            raise invalid_argument(
+                "class_weight", "'balanced' or positive weights by class index", value
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_one_model(self) -> TrainParams:
@@ -477,6 +517,27 @@ class BackfillParams(DaskOptions):
         return self
 
 
+class FineTune(Frozen):
+    """How the nightly job fine-tunes its model on the sequences labelled tonight.
+
+    The sequences that landed tonight and have labels train the newest version of the model
+    tag (its warm start), for ``epochs``; the result is exported as the next version
+    (``<tag>.v2``, ``<tag>.v3``...) and predicts tonight, once it is whole. A failed or
+    interrupted fine-tune leaves every version as it was: the night predicts with the
+    version in use.
+
+    >>> FineTune().epochs
+    1
+    """
+
+    epochs: int = Field(1, gt=0, description="Passes over tonight's labelled sequences.")
+    learning_rate: float = Field(1e-4, gt=0, description="Learning rate of the fine-tune.")
+    min_sequences: int = Field(
+        1, gt=0, description="Fine-tune only when at least this many labelled sequences landed."
+    )
+    seed: int = Field(0, description="Seed of the fine-tune's order.")
+
+
 class NightlyParams(DaskOptions):
     """Parameters of the scheduled job: ingest new arrivals, then predict new/grown sequences."""
 
@@ -500,3 +561,17 @@ class NightlyParams(DaskOptions):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     source: SourceConfig = Field(default_factory=SourceConfig)
     write: WriteConfig = Field(default_factory=WriteConfig)
+    fine_tune: FineTune | None = Field(
+        None,
+        description="Before predicting, fine-tune the model on tonight's labelled sequences "
+        "and predict with the new version (<tag>.v2, <tag>.v3...) once it is whole.",
+    )
+
+    @model_validator(mode="after")
+    def _check_fine_tune(self) -> NightlyParams:
+        if self.fine_tune is not None and not self.predict:
+            raise ValueError(
+                "Received `fine_tune` with predict=False, expected predict=True: the nightly "
+                "job fine-tunes the model it predicts with"
+            )
+        return self

@@ -18,7 +18,7 @@ from segflow.engine.shaping import check_recipe_frames, input_shape
 from segflow.errors import ConfigError
 from storage.sequences import SequenceRepository
 
-__all__ = ["DEFAULT_UNITS", "check_recipe_labels", "infer_model_config"]
+__all__ = ["DEFAULT_UNITS", "check_recipe_labels", "class_names_of", "infer_model_config"]
 
 #: Units of the LSTM of an inferred model.
 DEFAULT_UNITS = 32
@@ -47,7 +47,10 @@ def infer_model_config(
     - frames: shape and dtype of the first sequence; ``uint8`` stays ``uint8``, anything else
       is fed as ``float32``. Feature vectors use encoder ``none``; images ``avgpool``, pooled
       until a frame is at most :data:`MAX_ENCODED_FEATURES` values.
-    - labels (every sequence's): all integral and in {0, 1} → ``binary`` (one output per label
+    - labels with class names (text labels, :mod:`segflow.sources.classnames`): ``binary``
+      for two names (the second is 1), else ``multiclass`` with a class per name.
+    - other labels (every sequence's, unlabelled rows left out): all integral and in {0, 1}
+      → ``binary`` (one output per label
       column); one integral column in [0, :data:`MAX_CLASSES`) with a value above 1 →
       ``multiclass`` (max + 1 classes); otherwise ``regression``. Float labels holding whole
       numbers count as integral (CSV label columns are stored as float32).
@@ -66,7 +69,8 @@ def infer_model_config(
     info = repo.info(ids[0])
     values, per_sequence = _label_values(repo, ids)
     check_recipe_labels(recipe, per_sequence)
-    task, outputs = _task_for(values)
+    names = class_names_of(repo, ids)
+    task, outputs = _task_for(values) if not names else _task_for_names(names)
     first_labels = repo.labels(ids[0])
     assert first_labels is not None  # _label_values checked every sequence has labels
     label_shape = tuple(int(n) for n in first_labels.shape[1:])
@@ -156,8 +160,34 @@ def _label_values(repo: SequenceRepository, ids: Sequence[str]) -> tuple[np.ndar
     return np.concatenate(chunks), kinds == {"per_sequence"}
 
 
+def class_names_of(repo: SequenceRepository, ids: Sequence[str]) -> tuple[str, ...]:
+    """The class names the sequences' text labels share (empty for numeric labels).
+
+    Raises:
+        ConfigError: If two sequences name their classes differently (their indices would
+            mean different classes): ingest them with one list of classes (``--classes``).
+    """
+    seen: dict[tuple[str, ...], str] = {}
+    for sequence_id in ids:
+        seen.setdefault(repo.meta(sequence_id).class_names, sequence_id)
+    if len(seen) > 1:
+        (first, a), (second, b) = list(seen.items())[:2]
+        raise ConfigError(
+            f"Sequences {a!r} and {b!r} name their label classes differently ({list(first)} "
+            f"and {list(second)}), expected one list of classes for training; re-ingest them "
+            f"with --classes {','.join(sorted(set(first) | set(second)))} (SourceConfig."
+            "class_names)."
+        )
+    return next(iter(seen), ())
+
+
+def _task_for_names(names: tuple[str, ...]) -> tuple[str, int]:
+    return ("binary", 1) if len(names) <= 2 else ("multiclass", len(names))
+
+
 def _task_for(values: np.ndarray) -> tuple[str, int]:
     columns = values.shape[1]
+    values = values[np.isfinite(values).all(axis=1)]  # unlabelled rows tell nothing
     if values.size and np.isfinite(values).all() and np.array_equal(values, np.round(values)):
         low, high = values.min(), values.max()
         if low >= 0 and high <= 1:

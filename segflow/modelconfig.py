@@ -59,6 +59,10 @@ class ModelConfig(BaseModel):
         model_factory: Your own model: a factory ``package.module:function`` taking a
             :class:`~segflow.engine.factory.ModelSpec` (frame shape and dtype, outputs, task,
             head) builds it; the architecture fields must then keep their defaults.
+        class_weights: Loss weight of each class, by class index (``outputs`` of them for
+            ``multiclass``, two for a single ``binary`` label: 0 then 1); None weighs all
+            alike. Training sets it from ``TrainParams.class_weight``. It shapes the loss,
+            not the model, so :meth:`config_hash` leaves it out.
 
     Example:
         >>> config = ModelConfig(frame_shape=(4,), lstm_units=[16], task="binary")
@@ -86,6 +90,9 @@ class ModelConfig(BaseModel):
     outputs: int = Field(1, description="Size of the head.")
     model_factory: str | None = Field(
         None, description="Your own model: a factory 'package.module:function' builds it."
+    )
+    class_weights: tuple[float, ...] | None = Field(
+        None, description="Loss weight of each class, by class index (None: all alike)."
     )
 
     @field_validator("frame_shape")
@@ -146,7 +153,23 @@ class ModelConfig(BaseModel):
                 "Received an invalid value for `outputs` with task 'multiclass', expected at "
                 f"least 2 classes, got {self.outputs}"
             )
+        if self.class_weights is not None:
+            self._check_class_weights(self.class_weights)
         return self
+
+    def _check_class_weights(self, weights: tuple[float, ...]) -> None:
+        classes = {"multiclass": self.outputs, "binary": 2 if self.outputs == 1 else 0}
+        expected = classes.get(self.task, 0)
+        if expected == 0:
+            raise ValueError(
+                f"Received `class_weights` with task {self.task!r} and {self.outputs} outputs, "
+                "expected None: class weights need a multiclass head or one binary label"
+            )
+        if len(weights) != expected or min(weights) <= 0:
+            raise ValueError(
+                f"Received class_weights={list(weights)}, expected {expected} positive weights "
+                f"(one per class of the {self.task} head)"
+            )
 
     def _check_factory_fields(self) -> None:
         # The factory builds the architecture: a field it would ignore is refused, not dropped.
@@ -163,6 +186,7 @@ class ModelConfig(BaseModel):
         # Fields added later are left out at their defaults, so a model's hash (which names
         # its checkpoints and predictions) does not change when segflow gains a field.
         data = self.model_dump(mode="json")
+        data.pop("class_weights")  # the loss's business: the same model either way
         for name, default in _LATER_DEFAULTS.items():
             if data.get(name) == default:
                 data.pop(name)

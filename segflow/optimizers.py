@@ -39,9 +39,14 @@ def make_optimizer(
             warmup_steps=warmup,
         )
     options: dict[str, Any] = {"learning_rate": rate, "global_clipnorm": config.clipnorm}
+    optimizer: keras.optimizers.Optimizer
     if config.name == "adamw":
-        return keras.optimizers.AdamW(weight_decay=config.weight_decay, **options)
-    return keras.optimizers.Adam(**options)
+        optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay, **options)
+    else:
+        optimizer = keras.optimizers.Adam(**options)
+    if keras.config.dtype_policy().name == "mixed_float16":  # float16 gradients underflow
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def plateau_step(

@@ -15,7 +15,10 @@ shuffled windows of ``time_steps`` rows. It
 - holds out validation sequences (``validation_ids``, ``validation_pattern``,
   ``validation_fraction``; never trained on) and evaluates them after each epoch, keeping the
   training lanes' state untouched;
-- exports the model, with its recipe, under ``models/<model_tag>/`` when the last epoch ends.
+- exports the model, with its recipe, under ``models/<model_tag>/`` when the last epoch ends;
+- weighs the loss by class when ``class_weight`` asks (:mod:`segflow.classweights`), and
+  computes in ``mixed_float16`` when ``mixed_precision`` asks (GPUs only,
+  :mod:`segflow.precision`).
 
 A resumed run carries on over the sequences its checkpoint records (``Cursor.ids``), even if
 the selection would now give others (e.g. a store grown by an ingest meanwhile). A finished run
@@ -37,8 +40,9 @@ from segflow.config import ModelConfig, TrainParams
 from segflow.engine.standardize import input_stats, set_standardization
 from segflow.errors import ConfigError
 from segflow.feeds import TrainFeed, build_feed, means
-from segflow.inference import infer_model_config
+from segflow.inference import class_names_of, infer_model_config
 from segflow.optimizers import plateau_step
+from segflow.precision import dtype_policy, gpu_count, using_policy
 from segflow.progress import StepCallback, StepEvent
 from segflow.registry import (
     best_run_key,
@@ -49,6 +53,7 @@ from segflow.registry import (
 )
 from segflow.report import plot_history
 from segflow.trainplan import (
+    class_weight_record,
     plan_run,
     segment_for,
     sequence_lengths,
@@ -89,6 +94,7 @@ class TrainReport:
         truncation: How far the training gradient reaches (see :func:`truncation_note`).
         best_epoch: With early stopping, the epoch exported (best monitored value).
         stopped: With early stopping, why training stopped before ``epochs`` (None if not).
+        class_weights: The loss weight of each class, by class index (None: all alike).
     """
 
     epochs: int
@@ -105,6 +111,7 @@ class TrainReport:
     best_epoch: int | None = None
     stopped: str | None = None
     truncation: str = ""
+    class_weights: tuple[float, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -127,12 +134,19 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
             raises stops the run (the last checkpoint stays).
 
     Raises:
-        ConfigError: On an empty selection, missing labels, or a checkpoint of another model
-            configuration or stream settings under the same ``model_tag``.
+        ConfigError: On an empty selection, missing labels, a checkpoint of another model
+            configuration, stream settings or class weights under the same ``model_tag``,
+            class weights for a head without classes, or mixed precision without a GPU.
         SequenceNotFoundError, IncompleteSequenceError: On explicit ids that cannot be used.
         CheckpointError: If the latest checkpoint is corrupt.
     """
     started = time.perf_counter()
+    policy = dtype_policy(params.mixed_precision, gpu_count() if params.mixed_precision else 0)
+    with using_policy(policy):
+        return _train(params, on_step, started)
+
+
+def _train(params: TrainParams, on_step: StepCallback | None, started: float) -> TrainReport:
     keras.utils.set_random_seed(params.seed)
     tf.config.experimental.enable_op_determinism()
     repo = SequenceRepository(params.store.open())
@@ -179,7 +193,8 @@ def train(params: TrainParams, *, on_step: StepCallback | None = None) -> TrainR
     if exported is not None and exported_from(ckpt_store, params.model_tag) != exported:
         if best is not None:  # the best epoch is exported; the last stays for a resume
             best.restore(engine)
-        meta = _export_meta(params, cursor, exported, manager.run_key)
+        meta = _export_meta(params, config, cursor, exported, manager.run_key)
+        meta["class_names"] = list(class_names_of(repo, cursor.ids))
         export_model(ckpt_store, params.model_tag, engine, config, meta=meta)
         if cursor.extra["history"]:  # the training curves beside the model (models/<tag>/)
             curves = plot_history(cursor.extra["history"], title=params.model_tag)
@@ -224,6 +239,7 @@ def _report(
             params.recipe.windowed,
         ),
         stopped=cursor.extra.get("stopped"),
+        class_weights=config.class_weights,
     )
 
 
@@ -245,6 +261,7 @@ def _fresh_cursor(
             "recipe": params.recipe.model_dump(mode="json"),
             "validation": list(held),
             "lengths": sequence_lengths(repo, ids),
+            "class_weight": class_weight_record(params.class_weight),
         },
     )
 
@@ -254,7 +271,7 @@ def _zero_totals() -> dict[str, float]:
 
 
 def _export_meta(
-    params: TrainParams, cursor: Cursor, checkpoint: str, run_key: str
+    params: TrainParams, config: ModelConfig, cursor: Cursor, checkpoint: str, run_key: str
 ) -> dict[str, Any]:
     return {
         "checkpoint": checkpoint,
@@ -268,6 +285,9 @@ def _export_meta(
         "segment_length": cursor.segment_length,
         "recipe": params.recipe.model_dump(mode="json"),
         "init_from": params.init_from,
+        "class_weight": class_weight_record(params.class_weight),
+        "class_weights": None if config.class_weights is None else list(config.class_weights),
+        "mixed_precision": params.mixed_precision,
     }
 
 

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from segflow.checkpoint import CheckpointManager, Cursor
+from segflow.classweights import class_counts, class_weights, number_of_classes
 from segflow.config import ModelConfig, Recipe, TrainParams
 from segflow.errors import ConfigError
+from segflow.feeds import shaped_sequences
 from segflow.inference import infer_model_config
 from segflow.registry import LoadedModel, load_model
 from segflow.selection import check_no_overlap, select_sequences, split_validation
@@ -26,11 +28,13 @@ __all__ = [
     "SEGMENT_BYTES",
     "check_same_data",
     "check_training_cursor",
+    "class_weight_record",
     "plan_run",
     "segment_for",
     "sequence_lengths",
     "truncation_note",
     "warm_start",
+    "with_class_weights",
 ]
 
 
@@ -140,9 +144,16 @@ def plan_run(
             normalize=params.normalize,
             model_factory=params.model_factory,
         )
-        return ids, held, config, None
+        return ids, held, with_class_weights(repo, ids, params, config), None
     saved = manager.read_cursor(latest)
     check_training_cursor(saved, latest, manager)
+    recorded = saved.extra.get("class_weight")
+    if recorded != class_weight_record(params.class_weight):
+        raise ConfigError(
+            f"Received class_weight={params.class_weight!r}, but run {manager.run_key!r} in "
+            f"store {manager.store.url!r} was checkpointed ({latest}) with {recorded!r}; "
+            "resume with the same class weights, or train under another model tag."
+        )
     check_same_data(repo, saved, latest, f"{manager.run_key!r} in store {manager.store.url!r}")
     trained = Recipe.from_record(saved.extra)
     if not trained.trains_like(params.recipe):
@@ -160,6 +171,38 @@ def plan_run(
             f"{config.config_hash()}; use another model tag or delete those checkpoints."
         )
     return list(saved.ids), list(saved.extra.get("validation", [])), config, saved
+
+
+def with_class_weights(
+    repo: SequenceRepository, ids: Sequence[str], params: TrainParams, config: ModelConfig
+) -> ModelConfig:
+    """``config`` with the class weights ``params.class_weight`` asks for (None clears them).
+
+    ``balanced`` counts the classes of the training sequences' labels in one pass (see
+    :mod:`segflow.classweights`).
+
+    Raises:
+        ConfigError: For a head without classes, or classes the head does not have.
+    """
+    if params.class_weight is None:
+        return config.model_copy(update={"class_weights": None})
+    counts = None
+    if params.class_weight == "balanced":
+        number_of_classes(config)  # a regression head is refused before any label is read
+        counts = class_counts(shaped_sequences(repo, ids, params.recipe), config)
+    weights = class_weights(params.class_weight, config, counts)
+    return config.model_copy(update={"class_weights": weights})
+
+
+def class_weight_record(spec: str | dict[int, float] | None) -> str | dict[str, float] | None:
+    """``TrainParams.class_weight`` as a checkpoint records it (JSON: keys as text).
+
+    >>> class_weight_record({1: 5.0}), class_weight_record("balanced")
+    ({'1': 5.0}, 'balanced')
+    """
+    if isinstance(spec, dict):
+        return {str(key): float(value) for key, value in sorted(spec.items())}
+    return spec
 
 
 def sequence_lengths(repo: SequenceRepository, ids: Sequence[str]) -> list[int]:

@@ -32,6 +32,19 @@ from segflow_cli.common import (
 )
 from segflow_cli.progress import FrameProgress, PartitionBar
 from segflow_cli.runner import flow_report, run_flow
+from segflow_cli.trainflags import (
+    ClassWeightOption,
+    ClipnormOption,
+    MinDeltaOption,
+    MixedPrecisionOption,
+    MonitorOption,
+    OptimizerOption,
+    PatienceOption,
+    ScheduleOption,
+    WarmupOption,
+    WeightDecayOption,
+    training_overrides,
+)
 
 if TYPE_CHECKING:  # these import the engine's stack: loaded when a command runs
     from segflow.backfill import BackfillReport
@@ -88,6 +101,10 @@ def ingest(
     resize: Annotated[str | None, typer.Option(help="Resize frames to HxW, e.g. 64x64.")] = None,
     grayscale: Annotated[bool, typer.Option(help="Convert frames to one channel.")] = False,
     label_column: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Classes of a text label column, in index order: rain,snow,sun."),
+    ] = None,
     timestamp_column: Annotated[str | None, typer.Option(help="CSV timestamp column.")] = None,
     dask: Annotated[bool, typer.Option("--dask", help="Same as --dask-workers 2.")] = False,
     dask_address: DaskAddressOption = None,
@@ -111,6 +128,7 @@ def ingest(
                 resize=_parse_size(resize),
                 grayscale=grayscale,
                 label_column=label_column,
+                class_names=None if classes is None else tuple(classes.split(",")),
                 timestamp_column=timestamp_column,
             ),
             write=WriteConfig(segment_length=segment_length, compression=compression),
@@ -219,7 +237,19 @@ def train(
     init_from: Annotated[
         str | None, typer.Option(help="Warm start: continue this exported model's training.")
     ] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Learning rate (a schedule's peak).")
+    ] = None,
+    early_stopping_patience: PatienceOption = None,
+    early_stopping_min_delta: MinDeltaOption = None,
+    monitor: MonitorOption = None,
+    optimizer: OptimizerOption = None,
+    weight_decay: WeightDecayOption = None,
+    clipnorm: ClipnormOption = None,
+    schedule: ScheduleOption = None,
+    warmup_steps: WarmupOption = None,
+    class_weight: ClassWeightOption = None,
+    mixed_precision: MixedPrecisionOption = None,
     s3_endpoint: EndpointOption = None,
     credentials_block: CredentialsBlockOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -252,6 +282,18 @@ def train(
             "time_steps": time_steps,
             "batch_size": batch_size,
         },
+        **training_overrides(
+            patience=early_stopping_patience,
+            min_delta=early_stopping_min_delta,
+            monitor=monitor,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            schedule=schedule,
+            warmup_steps=warmup_steps,
+            class_weight=class_weight,
+            mixed_precision=mixed_precision,
+        ),
     }
     params = validated(TrainParams, merge(load_config_file(config), overrides))
     # Only now: these import TensorFlow (seconds), which a parameter error need not wait for.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -66,7 +67,8 @@ def evaluate(
         "store": store_location(store, s3_endpoint, credentials_block),
         "model_tag": model_tag,
         "selection": {"ids": ids or None, "pattern": pattern, "partition": partition},
-        "plots_dir": plots_dir,
+        # Absolute: the flow process writes the plots, and may not share this shell's cwd.
+        "plots_dir": None if plots_dir is None else str(Path(plots_dir).resolve()),
         "plot_sequence": plot_sequence,
         **dask_options(dask_address, dask_workers),
     }

@@ -144,6 +144,7 @@ class SequenceMeta:
     start_time: str | None = None
     partition: str | None = None
     label_kind: LabelKind | None = None
+    class_names: tuple[str, ...] = ()  # of text labels, by class index
     frames_written: int = 0
     sources: tuple[dict[str, Any], ...] = ()
     pending_append: dict[str, Any] | None = None
@@ -160,6 +161,7 @@ class SequenceMeta:
         """Build from an attrs dict, ignoring unknown keys (newer writers may add some)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["sources"] = tuple(known.get("sources", ()))
+        known["class_names"] = tuple(known.get("class_names", ()))
         return cls(**known)
 
     def replace(self, **changes: Any) -> SequenceMeta:

@@ -7,16 +7,24 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from segflow.config import CheckpointConfig, EvaluateParams
-from segflow.evaluation import EvaluationReport, evaluate, markdown, sequence_table, summary_table
+from segflow.evaluation import (
+    Evaluation,
+    EvaluationReport,
+    markdown,
+    score,
+    sequence_table,
+    summary_table,
+)
 from tasks.progress import artifact_key
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate {params.model_tag}")
 def evaluate_task(
     params: EvaluateParams, checkpoints: CheckpointConfig | None = None
-) -> EvaluationReport:
-    """Score the stored predictions of ``params.model_tag``; return the typed report."""
-    return evaluate(params, checkpoints=checkpoints)
+) -> Evaluation:
+    """Score the stored predictions of ``params.model_tag``; return the typed report and the
+    plots as bytes (a Dask worker's filesystem is not the user's: the flow writes them)."""
+    return score(params, checkpoints=checkpoints)
 
 
 @task(name="publish-evaluation", cache_policy=NO_CACHE)

@@ -36,6 +36,14 @@ def publish_train_report(report: TrainReport) -> None:
         f"# segflow train `{report.model_tag}`\n\n"
         f"{report.epochs} epochs, {report.steps} steps, {report.frames} frames; "
         f"checkpoint `{report.checkpoint}`, config hash `{report.config_hash[:12]}`.\n\n"
+        + _class_weights_line(report)
         + markdown_table(["epoch", *metrics], rows)
     )
     create_markdown_artifact(key=artifact_key("train", report.model_tag), markdown=body)
+
+
+def _class_weights_line(report: TrainReport) -> str:
+    if report.class_weights is None:
+        return ""
+    weights = ", ".join(f"{i}: {w:.3g}" for i, w in enumerate(report.class_weights))
+    return f"Loss weighted by class ({weights}).\n\n"

@@ -148,6 +148,8 @@ class StreamingEngine:
             logits = self._forward(frames, mask, reset, training=True)
             sums = self._masked_sums(logits, labels, mask, ends)
             loss = sums["loss_sum"] / tf.maximum(sums["count"], 1.0)
+            # A loss-scale optimizer (mixed precision) scales it; others return it as is.
+            loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return sums

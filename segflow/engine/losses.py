@@ -7,6 +7,12 @@ frames without a target) and sum:
 - ``regression``: squared error (loss) and absolute error (metric ``mae``);
 - ``binary``: sigmoid cross-entropy and accuracy at 0.5, averaged over the labels;
 - ``multiclass``: softmax cross-entropy and accuracy, labels as class indices or one-hot.
+
+With ``config.class_weights`` each prediction's loss is multiplied by the weight of its
+label's class (Keras' ``class_weight``): the metric stays unweighted, and the engines still
+divide by the number of predictions, so ``balanced`` weights (mean 1 over the training
+labels) keep the loss's scale. Logits are taken in float32 (a mixed-precision model
+computes in float16).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def elementwise(
     Returns:
         ``(loss, metric)``, each of the shape of ``logits`` without its last axis.
     """
+    logits = tf.cast(logits, tf.float32)
     if config.task == "multiclass":
         if label_shape == ():
             classes = tf.cast(labels, tf.int32)
@@ -50,15 +57,25 @@ def elementwise(
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
         predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
         hit = tf.cast(tf.equal(predicted, classes), tf.float32)
-        return loss, hit
+        return _weighed(config, loss, classes), hit
     if label_shape == ():
         labels = labels[..., tf.newaxis]
     if config.task == "binary":
         loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        loss = _weighed(config, loss, tf.cast(labels > 0.5, tf.int32))
         hit = tf.cast(tf.equal(logits > 0.0, labels > 0.5), tf.float32)
         return tf.reduce_mean(loss, axis=-1), tf.reduce_mean(hit, axis=-1)
     error = logits - labels
     return tf.reduce_mean(tf.square(error), axis=-1), tf.reduce_mean(tf.abs(error), axis=-1)
+
+
+def _weighed(config: ModelConfig, loss: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+    """``loss`` times the weight of each prediction's class (as is, without class weights)."""
+    if config.class_weights is None:
+        return loss
+    weights = tf.constant(config.class_weights, tf.float32)
+    # A missing label was zeroed (class 0) by known_targets; its prediction weighs 0 anyway.
+    return loss * tf.gather(weights, tf.clip_by_value(classes, 0, len(config.class_weights) - 1))
 
 
 def check_label_shape(config: ModelConfig, label_shape: tuple[int, ...] | None) -> tuple[int, ...]:

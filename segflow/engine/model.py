@@ -247,7 +247,10 @@ def build_model(
     if config.cell == "conv_lstm":  # (.., H', W', filters) -> (.., filters)
         pool = layers.GlobalAveragePooling2D(name="spatial_avgpool")
         x = layers.TimeDistributed(pool, name="spatial_pool")(x) if len(x.shape) == 5 else pool(x)
-    logits = layers.Dense(config.outputs, name="head", kernel_initializer=_seeded(seed, 999))(x)
+    # float32 logits under a mixed-precision policy too: softmax and losses need the range.
+    logits = layers.Dense(
+        config.outputs, name="head", kernel_initializer=_seeded(seed, 999), dtype="float32"
+    )(x)
     kind = "stateful" if stateful else "stateless"
     return keras.Model({"frames": frames, "mask": mask}, logits, name=f"segflow_{kind}")
 

@@ -29,7 +29,7 @@ from segflow.evaluation.report import (
     sequence_table,
     summary_table,
 )
-from segflow.evaluation.run import evaluate, infer_task
+from segflow.evaluation.run import Evaluation, evaluate, infer_task, score
 from segflow.evaluation.scoring import score_aligned
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Baseline",
     "ClassScores",
     "ClassificationScores",
+    "Evaluation",
     "EvaluationReport",
     "OutputScores",
     "RegressionScores",
@@ -53,6 +54,7 @@ __all__ = [
     "last_known",
     "markdown",
     "regression_scores",
+    "score",
     "score_aligned",
     "sequence_table",
     "summary_table",

@@ -5,7 +5,8 @@ matplotlib draws off screen (the Agg backend), as :mod:`segflow.report` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,40 @@ from segflow.evaluation.align import Aligned
 from segflow.evaluation.metrics import ClassificationScores
 from segflow.evaluation.report import EvaluationReport
 
-__all__ = ["plot_confusion", "plot_curves", "plot_sequence_predictions", "write_plots"]
+__all__ = [
+    "plot_confusion",
+    "plot_curves",
+    "plot_sequence_predictions",
+    "render_plots",
+    "save_plots",
+    "write_plots",
+]
+
+
+def render_plots(
+    report: EvaluationReport, aligned: Sequence[Aligned], sequence_id: str | None = None
+) -> dict[str, bytes]:
+    """An evaluation's PNGs (those of :func:`write_plots`) as bytes, by file name.
+
+    Where the scoring runs (a Dask worker) need not be where the user wants the files: the
+    bytes travel back with the result and :func:`save_plots` writes them there.
+    """
+    with tempfile.TemporaryDirectory(prefix="segflow-plots-") as tmp:
+        return {
+            path.name: path.read_bytes()
+            for path in write_plots(report, aligned, Path(tmp), sequence_id)
+        }
+
+
+def save_plots(images: Mapping[str, bytes], directory: Path) -> list[Path]:
+    """Write PNGs (by file name) under ``directory``, created if missing; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in images.items():
+        path = directory / Path(name).name  # a name, never a path out of the directory
+        path.write_bytes(data)
+        written.append(path)
+    return written
 
 
 def write_plots(

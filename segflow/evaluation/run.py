@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from segflow.config import CheckpointConfig, EvaluateParams, Task
 from segflow.errors import ConfigError
 from segflow.evaluation.align import Aligned, align_many_to_many, align_many_to_one, as_rows
-from segflow.evaluation.plots import write_plots
+from segflow.evaluation.plots import render_plots, save_plots
 from segflow.evaluation.report import EvaluationReport
 from segflow.evaluation.scoring import class_count, score_aligned
 from segflow.ids import validate_id
@@ -18,7 +19,26 @@ from segflow.selection import select_sequences
 from storage.predictions import PredictionMeta, PredictionRepository
 from storage.sequences import SequenceRepository
 
-__all__ = ["evaluate", "infer_task"]
+__all__ = ["Evaluation", "evaluate", "infer_task", "score"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A report and its PNGs as bytes (by file name), not yet written anywhere.
+
+    What the evaluate task returns: it may run on a Dask worker, whose filesystem is not the
+    user's, so the flow writes the plots (:meth:`written`) where the user asked.
+    """
+
+    report: EvaluationReport
+    images: Mapping[str, bytes] = field(default_factory=dict)
+
+    def written(self, directory: str | Path | None) -> EvaluationReport:
+        """Write the PNGs under ``directory`` (nothing without one); the report names them."""
+        if directory is None or not self.images:
+            return self.report
+        paths = save_plots(self.images, Path(directory))
+        return replace(self.report, plots=tuple(str(p) for p in paths))
 
 
 @dataclass(frozen=True)
@@ -38,7 +58,8 @@ def evaluate(
     checkpoints: CheckpointConfig | None = None,
     task: Task | None = None,
 ) -> EvaluationReport:
-    """Score the stored predictions of ``params.model_tag`` against the stored labels.
+    """Score the stored predictions of ``params.model_tag`` against the stored labels;
+    write the plots under ``params.plots_dir`` (here: see :func:`score` to carry them).
 
     Args:
         params: The store, the selection, the tag, and where plots go.
@@ -54,6 +75,22 @@ def evaluate(
             unknown ``plot_sequence``, or labels outside the model's classes.
         SequenceNotFoundError, IncompleteSequenceError: A selected id missing or incomplete.
         CheckpointError: ``checkpoints`` given but holding no model for the tag.
+    """
+    evaluation = score(params, checkpoints=checkpoints, task=task)
+    return evaluation.written(params.plots_dir)
+
+
+def score(
+    params: EvaluateParams,
+    *,
+    checkpoints: CheckpointConfig | None = None,
+    task: Task | None = None,
+) -> Evaluation:
+    """:func:`evaluate`, with the PNGs (when ``params.plots_dir`` asks for plots) returned
+    as bytes instead of written: what runs where the scoring runs.
+
+    Raises:
+        As :func:`evaluate`.
     """
     tag = validate_id(params.model_tag, what="model tag")
     checkpoints = checkpoints or params.checkpoints
@@ -100,9 +137,8 @@ def evaluate(
         notes=tuple(notes),
     )
     if params.plots_dir is None:
-        return report
-    plots = write_plots(report, aligned, Path(params.plots_dir), params.plot_sequence)
-    return replace(report, plots=tuple(str(p) for p in plots))
+        return Evaluation(report)
+    return Evaluation(report, render_plots(report, aligned, params.plot_sequence))
 
 
 def infer_task(outputs: list[np.ndarray], labels: list[np.ndarray]) -> Task:

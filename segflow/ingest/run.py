@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -184,15 +184,31 @@ def _plan(
         raise ConfigError(
             f"Cannot append to sequence {target!r}: it is not complete; re-run its ingest first."
         )
-    return plan_ingest(
+    if append and existing is not None and existing.class_names != probe.class_names:
+        raise ConfigError(
+            f"Cannot append source {probe.uri!r} to sequence {target!r}: its label classes "
+            f"{list(probe.class_names)} differ from the sequence's {list(existing.class_names)}; "
+            f"give the sequence's classes (--classes {','.join(existing.class_names) or '...'})."
+        )
+    # The same file read another way (other classes, size, dtype or segments) is written again.
+    redecoded = (
+        not append
+        and existing is not None
+        and existing.complete
+        and (not compatible or existing.class_names != probe.class_names)
+    )
+    plan = plan_ingest(
         probe.fingerprint,
         provisional=provisional,
         existing=existing,
         staged=staged,
         compatible=compatible,
         append=append,
-        force=force,
+        force=force or redecoded,
     )
+    if redecoded and plan.action == "replace" and not force:
+        return replace(plan, reason="read with other options")
+    return plan
 
 
 def _compatible(
@@ -201,7 +217,7 @@ def _compatible(
     frame_shape, dtype, time_chunk = repo.frames_layout(target)
     return (
         frame_shape == tuple(probe.frame_shape)
-        and dtype == np.dtype(probe.dtype)
+        and np.dtype(dtype).newbyteorder("<") == np.dtype(probe.dtype).newbyteorder("<")
         and time_chunk == write_config.segment_length
     )
 
@@ -287,6 +303,7 @@ def _probe_meta(
         start_time=probe.start_time,
         partition=probe.partition,
         label_kind=label_kind,
+        class_names=probe.class_names,
         **state,
     )
 

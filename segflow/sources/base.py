@@ -34,6 +34,8 @@ class SourceProbe:
         has_timestamps: Whether blocks carry per-frame timestamps.
         label_shape: Shape of one frame's label if the source carries labels, else None.
         label_dtype: Labels dtype if the source carries labels.
+        class_names: Names of the label classes, by class index, when the labels are text
+            (see :mod:`segflow.sources.classnames`); empty for numeric labels.
     """
 
     uri: str
@@ -48,6 +50,7 @@ class SourceProbe:
     has_timestamps: bool = False
     label_shape: tuple[int, ...] | None = None
     label_dtype: np.dtype[Any] | None = None
+    class_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

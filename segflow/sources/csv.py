@@ -11,7 +11,9 @@ Columns:
   and the median interval over the first rows.
 - ``label_column`` (default: a column named ``label`` if present) gives per-frame labels,
   always ``float32`` of shape ``()`` so that one dtype fits every file (integers up to 2**24
-  are exact).
+  are exact). Cells are numbers, ``yes``/``no`` or ``true``/``false`` (1/0), blanks
+  (unlabelled: NaN) or class names (``rain``, ``sun``: class indices, the names sorted or in
+  the order of ``class_names``; see :mod:`segflow.sources.classnames`).
 - ``feature_columns`` (default: every other column whose first value is numeric).
 
 A missing column, a ragged row or a non-numeric value raises
@@ -35,6 +37,7 @@ from segflow.errors import SourceError
 from segflow.fingerprint import Fingerprint, url_fingerprint
 from segflow.sources._common import FingerprintedSource, check_block_args, partition_of
 from segflow.sources.base import FrameBlock, SourceProbe
+from segflow.sources.classnames import UnknownLabel, is_text_label, label_values, sorted_names
 from segflow.sources.fs import open_binary
 
 #: File extensions read as delimited text.
@@ -84,6 +87,8 @@ class CsvSource(FingerprintedSource):
             numeric column other than the timestamp and label columns.
         timestamp_column: Name of the time column; default ``timestamp``/``time`` if present.
         label_column: Name of the label column; default ``label`` if present.
+        class_names: The classes of a text label column, in index order; default the names
+            the column holds, sorted.
         delimiter: Field separator; default tab for ``.tsv``, else comma.
         storage_options: fsspec options for remote files.
         known: A previous :meth:`fingerprint_record`, to skip re-hashing an unchanged file.
@@ -96,6 +101,7 @@ class CsvSource(FingerprintedSource):
         feature_columns: Sequence[str] | None = None,
         timestamp_column: str | None = None,
         label_column: str | None = None,
+        class_names: Sequence[str] | None = None,
         delimiter: str | None = None,
         storage_options: dict[str, Any] | None = None,
         known: Mapping[str, Any] | None = None,
@@ -104,6 +110,9 @@ class CsvSource(FingerprintedSource):
         self.feature_columns = list(feature_columns) if feature_columns is not None else None
         self.timestamp_column = timestamp_column
         self.label_column = label_column
+        self.class_names = tuple(class_names) if class_names is not None else None
+        self._classes: dict[str, int] | None = None  # of text labels, by _resolve_classes
+        self._classes_resolved = False
         self.delimiter = delimiter or ("\t" if self.uri.lower().endswith(".tsv") else ",")
 
     # -- reading rows ----------------------------------------------------------------------
@@ -205,6 +214,43 @@ class CsvSource(FingerprintedSource):
                     ) from None
         raise SourceError(f"CSV source {self.uri!r}: values cannot be converted to float32.")
 
+    def _labels(self, block: _Rows, columns: _Columns) -> np.ndarray:
+        """The label column of a block: numbers, binary words, blanks (NaN) or class indices."""
+        assert columns.label is not None
+        cells = [row[columns.label] for row in block.rows]
+        try:
+            return label_values(cells, self._classes)
+        except UnknownLabel as exc:
+            raise SourceError(
+                f"CSV source {self.uri!r}, line {block.lines[exc.row]}, column "
+                f"{columns.header[columns.label]!r}: {exc}."
+            ) from None
+
+    def _resolve_classes(self, head: _Rows, columns: _Columns) -> tuple[str, ...]:
+        """Fix the class of each text label before any block is read; return the names.
+
+        Given ``class_names``, those. Else, when the first rows hold a class name or no label
+        at all, the names of the whole column, sorted (one pass over the file's labels);
+        numbers in the first rows mean a numeric column (text later is an error).
+        """
+        if columns.label is None:
+            return ()
+        names = self.class_names
+        if names is None:
+            cells = [row[columns.label] for row in head.rows]
+            text = any(is_text_label(cell) for cell in cells)
+            names = (
+                self._column_names(columns.label) if text or not any(map(str.strip, cells)) else ()
+            )
+        self._classes = {name: index for index, name in enumerate(names)} or None
+        self._classes_resolved = True
+        return names
+
+    def _column_names(self, label: int) -> tuple[str, ...]:
+        with open_binary(self.uri, self.storage_options) as handle:
+            _, rows = self._rows(handle)
+            return sorted_names(row[label] for row, _ in rows if len(row) > label)
+
     def _times(self, block: _Rows, columns: _Columns) -> list[Any]:
         """Parse the timestamp column to datetimes (ISO) or floats (seconds)."""
         assert columns.timestamp is not None
@@ -248,7 +294,7 @@ class CsvSource(FingerprintedSource):
         frames = self._numbers(block, columns, columns.features)
         labels = None
         if columns.label is not None:
-            labels = self._numbers(block, columns, [columns.label])[:, 0]
+            labels = self._labels(block, columns)
         timestamps = None
         if columns.timestamp is not None:
             timestamps = self._seconds(self._times(block, columns), origin, block)
@@ -283,6 +329,7 @@ class CsvSource(FingerprintedSource):
             first, columns = self._first(rows, header)
             head = self._take(rows, _PROBE_ROWS - 1)
             block = _Rows(first.rows + head.rows, first.lines + head.lines)
+            class_names = self._resolve_classes(block, columns)
             origin = self._origin(first, columns)
             parsed = self._frame_block(0, block, columns, origin)
         interval = start_time = None
@@ -302,6 +349,7 @@ class CsvSource(FingerprintedSource):
             has_timestamps=columns.timestamp is not None,
             label_shape=() if columns.label is not None else None,
             label_dtype=np.dtype(np.float32) if columns.label is not None else None,
+            class_names=class_names,
         )
 
     def columns(self) -> dict[str, Any]:
@@ -325,6 +373,8 @@ class CsvSource(FingerprintedSource):
             SourceError: On a ragged row, a non-numeric value or an invalid timestamp.
         """
         check_block_args(block_frames, start)
+        if not self._classes_resolved:
+            self.probe()  # the classes of text labels are fixed before any block
         with open_binary(self.uri, self.storage_options) as handle:
             header, rows = self._rows(handle)
             first, columns = self._first(rows, header)

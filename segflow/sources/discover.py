@@ -204,6 +204,7 @@ def open_source(
             feature_columns=opt["feature_columns"],
             timestamp_column=opt["timestamp_column"],
             label_column=opt["label_column"],
+            class_names=opt["class_names"],
             **common,
         )
     return ZarrArraySource(uri, opt["zarr_path"], **common)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from segflow.errors import SourceError
+from segflow.sources.classnames import label_number
 from segflow.sources.fs import filesystem, join, local_path, open_binary, split_name
 
 #: Sidecar suffixes, in the order they are looked for.
@@ -94,7 +95,7 @@ def _load_text(path: str, storage_options: dict[str, Any] | None) -> np.ndarray:
     values = []
     for number, row in enumerate(rows, start=1):
         try:
-            values.append([_number(cell) for cell in row])
+            values.append([label_number(cell) for cell in row])
         except ValueError:
             raise SourceError(
                 f"Labels file {path!r}, data row {number}: non-numeric value in {row!r}."
@@ -106,23 +107,9 @@ def _load_text(path: str, storage_options: dict[str, Any] | None) -> np.ndarray:
     return array.astype(np.int64 if integral else np.float32)
 
 
-#: Spellings of binary labels people write, and their values.
-_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "": float("nan")}
-
-
-def _number(cell: str) -> float:
-    """A label cell as a number: digits, true/false, yes/no, or empty (NaN: unlabelled).
-
-    >>> [_number(c) for c in ("3", "True", "no", "0.5")]
-    [3.0, 1.0, 0.0, 0.5]
-    """
-    word = _WORDS.get(cell.strip().lower())
-    return word if word is not None else float(cell)
-
-
 def _numeric(row: list[str]) -> bool:
     try:
-        [_number(cell) for cell in row]
+        [label_number(cell) for cell in row]
     except ValueError:
         return False
     return bool(row) and any(cell.strip() for cell in row)

@@ -144,6 +144,8 @@ class WindowEngine:
             logits = self.model({"frames": frames, "mask": mask}, training=True)
             sums = self._sums(logits, labels)
             loss = sums["loss_sum"] / tf.maximum(sums["count"], 1.0)
+            # A loss-scale optimizer (mixed precision) scales it; others return it as is.
+            loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return sums
