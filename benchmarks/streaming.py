@@ -28,6 +28,12 @@ lanes, so lanes switch sequences mid-run.
 - P6: truncated-BPTT training (``stream(reader, "train")``) fed from the store against the
   same train step on prebuilt in-memory batches (256-dim features, per-frame regression
   labels). Goal >= 0.95.
+- P7 and P8, the other cells (issue 11), measured like P2: the production path fed from the
+  store against the same model on prebuilt in-memory tensors, predicting. P7: a GRU 128 over
+  P2a's 256-dim features (goal >= 0.95). P8: the ``conv_lstm`` video model, ConvLSTM2D with 16
+  filters over 32x32x3 uint8 frames pooled by 2 (goal >= 0.9); smaller frames than P2b's, as
+  a ConvLSTM's step costs a convolution per frame and per state at full resolution. They run
+  after P6, so the rows before them run exactly as they did before.
 
 How "disk" builds batches (see :mod:`segflow.engine.dataset`): Python reads each chunk once
 and, per group of up to 8 consecutive steps, copies the rows they use into one recycled
@@ -85,6 +91,8 @@ SEGMENT = 32
 FEATURES = 256
 UNITS = 128
 VIDEO_SHAPE = (64, 64, 3)
+CLIP_SHAPE = (32, 32, 3)  # P8's ConvLSTM frames
+CONV_FILTERS = 16
 
 #: P1: segflow's frames/s over the classic recipe's (``model.predict`` per segment).
 P1_VS_CLASSIC = Target("P1 segflow / classic predict frames/s", ">=", 100)
@@ -93,6 +101,8 @@ DISK_VS_MEMORY = {
     "p2_features": Target("P2a disk / memory frames/s, 256-d", ">=", 0.95),
     "p2_video": Target("P2b disk / memory frames/s, 64x64x3 conv", ">=", 0.9),
     "p6_train": Target("P6 TBPTT train disk / memory frames/s", ">=", 0.95),
+    "p7_gru": Target("P7 GRU disk / memory frames/s, 256-d", ">=", 0.95),
+    "p8_conv_lstm": Target("P8 ConvLSTM disk / memory frames/s, 32x32x3", ">=", 0.9),
 }
 GOALS = (P1_VS_CLASSIC, *DISK_VS_MEMORY.values())
 
@@ -105,9 +115,12 @@ def feature_frames(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.cumsum(rng.standard_normal((n, FEATURES), dtype=np.float32) * 0.1, axis=0)
 
 
-def video_frames(n: int, rng: np.random.Generator) -> np.ndarray:
-    """64x64x3 uint8: a smooth gradient that moves one pixel per frame, plus a little noise."""
-    h, w, c = VIDEO_SHAPE
+def video_frames(
+    n: int, rng: np.random.Generator, shape: tuple[int, int, int] = VIDEO_SHAPE
+) -> np.ndarray:
+    """uint8 frames (64x64x3 by default): a smooth gradient that moves one pixel per frame,
+    plus a little noise."""
+    h, w, c = shape
     base = (np.add.outer(np.arange(h), np.arange(w)) * 2 % 256).astype(np.uint8)
     shifts = (np.arange(n) + rng.integers(0, w)) % w
     moving = np.stack([np.roll(base, s, axis=1) for s in shifts])[..., None]
@@ -383,6 +396,7 @@ def sizes(quick: bool) -> dict[str, Any]:
             "features": (48, 100, 200),
             "video": (32, 40, 60),
             "train": (32, 100, 200),
+            "clips": (48, 80, 120),  # a ConvLSTM step is slow: still ~6 steps
             "classic_subset": 2,
             "rounds": 2,
         }
@@ -390,6 +404,7 @@ def sizes(quick: bool) -> dict[str, Any]:
         "features": (128, 300, 500),
         "video": (64, 120, 200),
         "train": (64, 300, 500),
+        "clips": (96, 150, 250),
         "classic_subset": 10,
         "rounds": 5,
     }
@@ -429,6 +444,15 @@ def main() -> int:
         conv_filters=[16, 32],
         lstm_units=[UNITS],
     )
+    gru_config = ModelConfig(frame_shape=(FEATURES,), cell="gru", lstm_units=[UNITS])
+    conv_lstm_config = ModelConfig(
+        frame_shape=CLIP_SHAPE,
+        input_dtype="uint8",
+        encoder="avgpool",
+        pool_size=2,
+        cell="conv_lstm",
+        lstm_units=[CONV_FILTERS],
+    )
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {
         "lanes": LANES,
@@ -440,6 +464,7 @@ def main() -> int:
         root = Path(tmp)
         arrays = [feature_frames(n, rng) for n in lengths(*size["features"], seed=1)]
         repo, ids = write_set(root, "features", arrays, chunk=128)
+        features = repo, ids  # P7's data too
         engine, reader = stream_setup(repo, ids, features_config, with_labels=False)
         results["p2_features"] = disk_vs_memory(engine, reader, "predict", predict_all, rounds)
         results["p1"] = run_p1(engine, reader, arrays, size["classic_subset"], rounds)
@@ -457,6 +482,15 @@ def main() -> int:
         del arrays, labels
         engine, reader = stream_setup(repo, ids, features_config, with_labels=True)
         results["p6_train"] = disk_vs_memory(engine, reader, "train", train_all, rounds)
+
+        engine, reader = stream_setup(*features, gru_config, with_labels=False)
+        results["p7_gru"] = disk_vs_memory(engine, reader, "predict", predict_all, rounds)
+
+        clips = [video_frames(n, rng, CLIP_SHAPE) for n in lengths(*size["clips"], seed=4)]
+        repo, ids = write_set(root, "clips", clips, chunk=64)
+        del clips
+        engine, reader = stream_setup(repo, ids, conv_lstm_config, with_labels=False)
+        results["p8_conv_lstm"] = disk_vs_memory(engine, reader, "predict", predict_all, rounds)
     results["load_average_after"] = os.getloadavg()
     load = (
         f"1-minute load average before/after: {results['load_average_before'][0]:.1f} / "
@@ -489,6 +523,8 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         ("p2_features", "P2a disk vs memory, 256-d"),
         ("p2_video", "P2b disk vs memory, 64x64x3 conv"),
         ("p6_train", "P6 TBPTT train disk vs memory"),
+        ("p7_gru", "P7 GRU disk vs memory, 256-d"),
+        ("p8_conv_lstm", "P8 ConvLSTM disk vs memory, 32x32x3"),
     ):
         r = results[key]
         fps = r["frames_per_s"]

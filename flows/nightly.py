@@ -1,5 +1,9 @@
 """The scheduled job: ingest what landed since last time, then predict new and grown sequences.
 
+With ``fine_tune`` it first fine-tunes the model on tonight's labelled sequences and predicts
+with the new version of the tag once it is whole (:mod:`segflow.finetune`); a failed or
+killed fine-tune leaves the version in use, which then predicts, and the run ends Failed.
+
 Meant for a cron schedule (``segflow serve`` and ``deployments/prefect.yaml`` run it at 02:00).
 Unchanged files already ingested are skipped by the ingest, sequences already predicted by
 the same model are skipped by the prediction, and appended recordings are continued from
@@ -36,7 +40,7 @@ from segflow.landing import (
     nightly_predict_params,
 )
 from tasks.ingest import publish_summary
-from tasks.nightly import arrivals_task, land_task
+from tasks.nightly import arrivals_task, fine_tune_task, land_task
 from tasks.predict import publish_predict_report
 
 
@@ -74,6 +78,9 @@ def _land_on_dask(pairs: list[tuple[str, str]], params: NightlyParams) -> Landin
     selected = landed_predict_params(result, nightly_predict_params(params))
     if selected is None:
         return result
+    if params.fine_tune is not None:
+        selected, tuned = fine_tune_task(selected, params.fine_tune, result.landed)
+        result = replace(result, fine_tune=tuned)
     state = predict(selected, return_state=True)
     if state.is_completed():
         return replace(result, prediction=state.result())

@@ -9,9 +9,11 @@ The two differ only in what a failed source means:
 * a backfill partition (``partial=False``): the day is one unit, so nothing is predicted and
   the day is recorded as failed (a rerun completes it).
 
-A failed prediction is recorded in the result, never raised, so the caller can still report
-what landed. Only errors outside segflow's own (a bug, a lost connection while ingesting)
-propagate.
+The nightly job may also fine-tune its model on the sequences labelled tonight before it
+predicts (:mod:`segflow.finetune`): the new version predicts once it is whole, else the one in
+use does. A failed prediction or fine-tune is recorded in the result, never raised, so the
+caller can still report what landed. Only errors outside segflow's own (a bug, a lost
+connection while ingesting) propagate.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from segflow.config import IngestParams, NightlyParams, PredictParams, SelectionConfig
+from segflow.config import FineTune, IngestParams, NightlyParams, PredictParams, SelectionConfig
 from segflow.errors import SegflowError, SourceNotFoundError
 from segflow.progress import StepCallback
 from storage.validation import require_positive_int
 
 if TYPE_CHECKING:  # both import their sources' and engine's stacks: loaded when first run
+    from segflow.finetune import FineTuneResult
     from segflow.ingest import IngestReport, IngestResult
     from segflow.predicting import PredictReport
 
@@ -35,6 +38,7 @@ __all__ = [
     "LandingResult",
     "NightlyReport",
     "error_message",
+    "fine_tune_landed",
     "ingest_then_predict",
     "landed_predict_params",
     "nightly_ingest_params",
@@ -62,11 +66,13 @@ class LandingResult:
         ingest: The ingest's report: one result per (uri, sequence id) pair, in order.
         prediction: The prediction's report, or None when nothing was predicted.
         predict_error: Why the prediction failed, or ``""``.
+        fine_tune: What the fine-tune before the prediction did, when one was asked.
     """
 
     ingest: IngestReport
     prediction: PredictReport | None = None
     predict_error: str = ""
+    fine_tune: FineTuneResult | None = None
 
     @property
     def failed(self) -> tuple[IngestResult, ...]:
@@ -90,11 +96,13 @@ class LandingResult:
         return 0 if self.prediction is None else self.prediction.frames
 
     def to_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict: ``ingest``, ``prediction``, ``predict_error``."""
+        """Return a JSON-serialisable dict: ``ingest``, ``prediction``, ``predict_error``,
+        ``fine_tune``."""
         return {
             "ingest": self.ingest.to_json(),
             "prediction": None if self.prediction is None else self.prediction.to_json(),
             "predict_error": self.predict_error,
+            "fine_tune": None if self.fine_tune is None else self.fine_tune.to_json(),
         }
 
 
@@ -107,6 +115,7 @@ def ingest_then_predict(
     workers: int = 1,
     partial: bool = True,
     on_step: StepCallback | None = None,
+    fine_tune: FineTune | None = None,
 ) -> LandingResult:
     """Ingest ``pairs``, then predict the sequences they landed in.
 
@@ -119,6 +128,8 @@ def ingest_then_predict(
         workers: Sources ingested at once; appends always land one after the other.
         partial: Predict the landed sequences even if other sources failed.
         on_step: Called after every prediction step.
+        fine_tune: Fine-tune the model on the labelled sequences that landed first, and
+            predict with the new version (:func:`fine_tune_landed`).
 
     Returns:
         What was ingested and predicted; a failed prediction is in ``predict_error``.
@@ -134,10 +145,31 @@ def ingest_then_predict(
     selected = landed_predict_params(result, predict_params, partial=partial)
     if selected is None:
         return result
+    if fine_tune is not None:
+        selected, tuned = fine_tune_landed(selected, fine_tune, result.landed)
+        result = replace(result, fine_tune=tuned)
     try:
         return replace(result, prediction=_predict(selected, run_id, on_step))
     except Exception as error:  # noqa: BLE001 - recorded: the caller reports what landed too
         return replace(result, predict_error=error_message(error))
+
+
+def fine_tune_landed(
+    predict_params: PredictParams, settings: FineTune, ids: Sequence[str]
+) -> tuple[PredictParams, FineTuneResult]:
+    """Fine-tune the model of ``predict_params`` on the labelled sequences of ``ids``; return
+    the prediction's parameters with the version to predict with, and what was done.
+
+    A failed fine-tune is recorded in the result, never raised: the version in use predicts.
+    """
+    from segflow.finetune import FineTuneResult, fine_tune, version_in_use
+
+    try:
+        tuned = fine_tune(predict_params, settings, ids)
+    except Exception as error:  # noqa: BLE001 - recorded: the night predicts with the old model
+        base = version_in_use(predict_params.checkpoints.open(), predict_params.model_tag)
+        tuned = FineTuneResult(base, base, error=error_message(error))
+    return predict_params.model_copy(update={"model_tag": tuned.model_tag}), tuned
 
 
 def landed_predict_params(
@@ -224,8 +256,12 @@ class NightlyReport:
 
     @property
     def failed(self) -> bool:
-        """Whether a source failed to ingest or the prediction failed."""
-        return self.result is not None and bool(self.result.failed or self.result.predict_error)
+        """Whether a source failed to ingest, or the fine-tune or the prediction failed."""
+        result = self.result
+        if result is None:
+            return False
+        tune_error = result.fine_tune is not None and bool(result.fine_tune.error)
+        return bool(result.failed or result.predict_error or tune_error)
 
     @property
     def message(self) -> str:
@@ -237,11 +273,16 @@ class NightlyReport:
         result = self.result
         if result is None:
             return "nothing landed"
+        tuned = "" if result.fine_tune is None else f" ({result.fine_tune.message})"
         if result.predict_error:
-            return f"predict failed: {result.predict_error}"
+            return f"predict failed: {result.predict_error}{tuned}"
         if result.failed:
-            return f"ingest failed: {result.ingest.failure_message()}"
-        return f"{len(result.landed)} sequences ingested and predicted"
+            return f"ingest failed: {result.ingest.failure_message()}{tuned}"
+        if result.fine_tune is not None and result.fine_tune.error:
+            return (
+                f"{result.fine_tune.message}; {len(result.landed)} sequences ingested and predicted"
+            )
+        return f"{len(result.landed)} sequences ingested and predicted{tuned}"
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict: ``landing``, ``message``, ``failed``, ``result``."""
