@@ -74,7 +74,7 @@ def test_a_server_that_dies_while_starting_is_one_clear_error() -> None:
 
 def test_a_server_that_never_answers_times_out_naming_the_setting() -> None:
     server = _server_of("import time; time.sleep(30)")
-    with pytest.raises(RuntimeError, match="within 0 s .*STARTUP_TIMEOUT_SECONDS"):
+    with pytest.raises(RuntimeError, match=r"within 0 s .*STARTUP_TIMEOUT_SECONDS"):
         server.wait(timeout=0.2)
     server.stop()
     assert server.process.poll() is not None
