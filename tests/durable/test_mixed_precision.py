@@ -51,7 +51,6 @@ def test_training_refuses_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "ckpt").exists()
 
 
-
 def test_a_mixed_model_steps_in_float16_with_float32_logits_and_a_scaled_loss() -> None:
     import numpy as np
 
