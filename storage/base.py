@@ -8,7 +8,7 @@ containing ``..``. Every implementation passes ``tests/storage/contract.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from storage.errors import ConfigError
@@ -68,6 +68,15 @@ class Store(ABC):
         Implementations may write the parts without joining them.
         """
         self.write_bytes(key, b"".join(bytes(part) for part in parts))
+
+    def write_many(self, objects: Mapping[str, bytes]) -> None:
+        """Store each of ``objects`` (key to bytes) as :meth:`write_bytes` does.
+
+        Each object is written atomically, but in no given order and possibly concurrently:
+        callers write whatever makes them visible (a group's metadata) afterwards.
+        """
+        for key, data in objects.items():
+            self.write_bytes(key, data)
 
     @abstractmethod
     def create_exclusive(self, key: str, data: bytes) -> bool:

@@ -37,6 +37,7 @@ age alone, and two writers on one tag would interleave rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -49,10 +50,19 @@ from typing import Any, Literal
 
 import numpy as np
 import zarr
+from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
 from storage.errors import ConfigError, KeyNotFoundError, LockedError, StoreError
+from storage.layout import (
+    array_at,
+    array_document,
+    built_in_memory,
+    group_document,
+    metadata_from,
+    read_group,
+)
 from storage.sequences import array_member, compressors_for
 from storage.validation import validate_id
 
@@ -169,6 +179,11 @@ class PredictionRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._zarr = store.zarr_store()
+        # Paths known to exist (created or checked by this repository): no request to check.
+        self._known: set[str] = set()
+        # Predictions this repository created and has not finished: nothing under their
+        # state/ or target_times/ to delete first (listing a prefix is a request).
+        self._fresh: set[str] = set()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -230,16 +245,13 @@ class PredictionRepository:
     def write_target_times(self, model_tag: str, sequence_id: str, times: np.ndarray) -> None:
         """Store the time each row forecasts (see the layout), replacing any stored."""
         times = np.asarray(times, dtype=np.float64)
-        group = self._group(model_tag, sequence_id)
-        group.create_array(
-            TARGET_TIMES,
-            dimension_names=("time",),
-            shape=times.shape,
-            chunks=(max(len(times), 1),),
-            dtype="float64",
-            compressors=compressors_for("none"),
-            overwrite=True,
-        )[:] = times
+        path = prediction_path(model_tag, sequence_id)
+        if path not in self._known:
+            self._group(model_tag, sequence_id)  # raises if missing
+        if path not in self._fresh:
+            self.store.delete_prefix(f"{path}/{TARGET_TIMES}")
+        objects = built_in_memory(lambda group: _target_times_array(group, times))
+        self.store.write_many({f"{path}/{key}": data for key, data in objects.items()})
 
     def read_state(self, model_tag: str, sequence_id: str) -> dict[str, np.ndarray]:
         """Return the stored final state: ``{"lstm_0/h": (units,), ...}`` (empty if none)."""
@@ -264,27 +276,24 @@ class PredictionRepository:
                 for many_to_one, whose ``outputs`` has one row).
             meta: Metadata to record; ``length`` and ``complete`` are reset.
         """
-        self._ensure_parents(model_tag)
         path = prediction_path(model_tag, sequence_id)
-        self.store.delete_prefix(path)
-        group = zarr.open_group(self._zarr, path=path, mode="w")
-        group.attrs["segflow"] = meta.replace(length=0, complete=False).to_json()
         if meta.segment_length <= 0 or meta.outputs <= 0:
             raise ConfigError(
                 f"Received segment_length={meta.segment_length}, outputs={meta.outputs} for "
                 f"predictions {path!r}; expected positive integers."
             )
+        self._ensure_parents(model_tag)
+        self.store.delete_prefix(path)
         many = meta.head == "many_to_many"
-        group.create_array(
-            OUTPUTS,
-            shape=(rows if many else 1, meta.outputs),
-            chunks=(meta.segment_length if many else 1, meta.outputs),
-            dtype="float32",
-            compressors=compressors_for("lz4"),
-            dimension_names=("time" if many else "sequence", "output"),
-            fill_value=float("nan"),
-        )
-        return array_member(group, OUTPUTS)
+        template = _outputs_template(meta.segment_length if many else 1, meta.outputs, many)
+        metadata = template.update_shape((rows if many else 1, meta.outputs))
+        # The array first, the group last: only the group's metadata makes predictions exist.
+        self.store.write_bytes(f"{path}/{OUTPUTS}/zarr.json", array_document(metadata))
+        attributes = {"segflow": meta.replace(length=0, complete=False).to_json()}
+        self.store.write_bytes(f"{path}/zarr.json", group_document(attributes))
+        self._known.add(path)
+        self._fresh.add(path)
+        return array_at(self._zarr, f"{path}/{OUTPUTS}", metadata)
 
     def resize(self, model_tag: str, sequence_id: str, rows: int) -> zarr.Array:
         """Grow (or shrink) a many_to_many ``outputs`` to ``rows`` rows, keeping earlier rows."""
@@ -294,8 +303,16 @@ class PredictionRepository:
         return array
 
     def write_meta(self, model_tag: str, sequence_id: str, meta: PredictionMeta) -> None:
-        """Replace the recorded meta (one atomic write of the group metadata)."""
-        self._group(model_tag, sequence_id).attrs["segflow"] = meta.to_json()
+        """Replace the recorded meta (one atomic write of the group metadata).
+
+        Raises:
+            KeyNotFoundError: If there are no predictions for the sequence.
+        """
+        path = prediction_path(model_tag, sequence_id)
+        if path not in self._known:
+            self._group(model_tag, sequence_id)  # raises if missing
+            self._known.add(path)
+        self.store.write_bytes(f"{path}/zarr.json", group_document({"segflow": meta.to_json()}))
 
     def finish(
         self,
@@ -316,24 +333,18 @@ class PredictionRepository:
             state: ``{"lstm_0/h": (units,), ...}``: the sequence's lane rows after its last
                 frame, each of its variable's row shape.
         """
-        group = self._group(model_tag, sequence_id)
-        path = f"{prediction_path(model_tag, sequence_id)}/{STATE}"
-        self.store.delete_prefix(path)
-        for key, value in sorted(state.items()):
-            row = np.asarray(value, dtype=np.float32)  # (units,), or (H, W, filters)
-            group.create_array(
-                f"{STATE}/{_state_name(key)}",
-                dimension_names=tuple(f"{_state_name(key)}_{i}" for i in range(row.ndim)),
-                shape=row.shape,
-                chunks=row.shape,
-                dtype="float32",
-                compressors=compressors_for("none"),
-                overwrite=True,
-            )[:] = row
+        path = prediction_path(model_tag, sequence_id)
+        if path not in self._fresh:
+            self.store.delete_prefix(f"{path}/{STATE}")
+        objects = built_in_memory(lambda group: _state_arrays(group, state))
+        self.store.write_many({f"{path}/{key}": data for key, data in objects.items()})
         self.write_meta(model_tag, sequence_id, meta.replace(complete=True))
+        self._fresh.discard(path)
 
     def delete(self, model_tag: str, sequence_id: str) -> None:
         """Delete a sequence's predictions."""
+        self._known.discard(prediction_path(model_tag, sequence_id))
+        self._fresh.discard(prediction_path(model_tag, sequence_id))
         self.store.delete_prefix(prediction_path(model_tag, sequence_id))
 
     # -- locking ---------------------------------------------------------------------------
@@ -415,17 +426,60 @@ class PredictionRepository:
     # -- helpers ---------------------------------------------------------------------------
 
     def _group(self, model_tag: str, sequence_id: str) -> zarr.Group:
-        if not self.exists(model_tag, sequence_id):
+        group = read_group(self.store, self._zarr, prediction_path(model_tag, sequence_id))
+        if group is None:
             raise KeyNotFoundError(
                 f"No predictions for sequence {sequence_id!r} under model tag {model_tag!r} "
                 f"in store {self.store.url!r}."
             )
-        return zarr.open_group(self._zarr, path=prediction_path(model_tag, sequence_id))
+        return group
 
     def _ensure_parents(self, model_tag: str) -> None:
         for path in (PREDICTIONS, prediction_path(model_tag)):
-            if not self.store.exists(f"{path}/zarr.json"):
+            if path not in self._known and not self.store.exists(f"{path}/zarr.json"):
                 zarr.open_group(self._zarr, path=path, mode="a")
+            self._known.add(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _outputs_template(chunk: int, outputs: int, many: bool) -> ArrayV3Metadata:
+    """The ``outputs`` array's metadata at zero rows (reshaped per sequence), built by zarr."""
+    objects = built_in_memory(
+        lambda group: group.create_array(
+            OUTPUTS,
+            shape=(0, outputs),
+            chunks=(chunk, outputs),
+            dtype="float32",
+            compressors=compressors_for("lz4"),
+            dimension_names=("time" if many else "sequence", "output"),
+            fill_value=float("nan"),
+        )
+    )
+    return metadata_from(objects[f"{OUTPUTS}/zarr.json"])
+
+
+def _state_arrays(group: zarr.Group, state: dict[str, np.ndarray]) -> None:
+    for key, value in sorted(state.items()):
+        row = np.asarray(value, dtype=np.float32)  # (units,), or (H, W, filters)
+        group.create_array(
+            f"{STATE}/{_state_name(key)}",
+            dimension_names=tuple(f"{_state_name(key)}_{i}" for i in range(row.ndim)),
+            shape=row.shape,
+            chunks=row.shape,
+            dtype="float32",
+            compressors=compressors_for("none"),
+        )[:] = row
+
+
+def _target_times_array(group: zarr.Group, times: np.ndarray) -> None:
+    group.create_array(
+        TARGET_TIMES,
+        dimension_names=("time",),
+        shape=times.shape,
+        chunks=(max(len(times), 1),),
+        dtype="float64",
+        compressors=compressors_for("none"),
+    )[:] = times
 
 
 def _is_group(key: str) -> bool:

@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlparse
@@ -152,14 +152,17 @@ class S3Store(Store):
     def zarr_store(self, *, read_only: bool = False) -> zarr.storage.FsspecStore:
         self._check_bucket()
         root = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
-        fs = filesystem(self._options, asynchronous=True)
+        # max_concurrency 1: a chunk read is one GET, not a HEAD (for the size) then a GET.
+        fs = filesystem({"max_concurrency": 1, **self._options}, asynchronous=True)
         return zarr.storage.FsspecStore(fs, read_only=read_only, path=root)
 
     def read_bytes(self, key: str) -> bytes:
         path = self._path(key)
         with self._errors(f"read key {key!r}"):
             try:
-                return bytes(self._fs.cat_file(path))
+                # One GET: with more than one connection allowed, s3fs first asks the size
+                # (a HEAD) to split large objects into ranges; a store's objects are small.
+                return bytes(self._fs.cat_file(path, max_concurrency=1))
             except (FileNotFoundError, IsADirectoryError):
                 raise KeyNotFoundError(f"No object at key {key!r} in store {self.url!r}.") from None
 
@@ -168,6 +171,15 @@ class S3Store(Store):
         path = self._path(key)
         with self._errors(f"write key {key!r}"):
             self._fs.pipe_file(path, bytes(data))
+
+    def write_many(self, objects: Mapping[str, bytes]) -> None:
+        """Store ``objects`` with concurrent PUTs (s3fs runs them on its event loop)."""
+        if len(objects) < 2:
+            super().write_many(objects)
+            return
+        paths = {self._path(key): bytes(data) for key, data in objects.items()}
+        with self._errors(f"write {len(paths)} objects"):
+            self._fs.pipe(paths)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Store ``data`` at ``key`` only if absent, with a conditional PUT.

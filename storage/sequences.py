@@ -40,6 +40,7 @@ from storage.errors import (
     SequenceNotFoundError,
     StoreError,
 )
+from storage.layout import read_group, write_group, write_group_attribute
 from storage.validation import validate_id
 
 LAYOUT_VERSION = 1
@@ -240,11 +241,12 @@ class SequenceRepository:
         Raises:
             SequenceNotFoundError: If the sequence does not exist.
         """
-        if not self.exists(sequence_id, staging=staging):
+        group = read_group(self.store, self._zarr, sequence_path(sequence_id, staging=staging))
+        if group is None:
             raise SequenceNotFoundError(
                 f"Sequence {sequence_id!r} not found in store {self.store.url!r}."
             )
-        return zarr.open_group(self._zarr, path=sequence_path(sequence_id, staging=staging))
+        return group
 
     def meta(self, sequence_id: str, *, staging: bool = False) -> SequenceMeta:
         """Return the recorded :class:`SequenceMeta` of a sequence."""
@@ -351,26 +353,23 @@ class SequenceRepository:
         Returns:
             The sequence group.
         """
+        template = _layout_template(
+            tuple(frame_shape),
+            np.dtype(dtype).str,
+            _check_segment_length(meta.segment_length),
+            compression,
+            None if label_shape is None else tuple(label_shape),
+            None if label_dtype is None else np.dtype(label_dtype).str,
+            meta.label_kind != "per_sequence",
+            with_timestamps,
+        )
         self.ensure_root()
         path = sequence_path(sequence_id, staging=staging)
         self.store.delete_prefix(path)
         fresh = meta.replace(length=0, complete=False, frames_written=0, pending_append=None)
-        # One metadata write for the group and its attributes; the prefix is already empty.
-        group = zarr.create_group(
-            self._zarr, path=path, attributes={"segflow": fresh.to_json()}, overwrite=False
-        )
-        _create_arrays(
-            group,
-            frame_shape=frame_shape,
-            dtype=dtype,
-            segment_length=_check_segment_length(meta.segment_length),
-            compression=compression,
-            label_shape=label_shape,
-            label_dtype=label_dtype,
-            per_frame_labels=meta.label_kind != "per_sequence",
-            with_timestamps=with_timestamps,
-        )
-        return group
+        # The template's documents at once: no zarr round trips per node (storage.layout).
+        arrays = {name: metadata for name, (metadata, _) in template.items()}
+        return write_group(self.store, self._zarr, path, {"segflow": fresh.to_json()}, arrays)
 
     def write_whole(
         self,
@@ -452,8 +451,8 @@ class SequenceRepository:
 
     def write_meta(self, sequence_id: str, meta: SequenceMeta, *, staging: bool = False) -> None:
         """Replace a sequence's recorded meta (one atomic write of its group metadata)."""
-        group = zarr.open_group(self._zarr, path=sequence_path(sequence_id, staging=staging))
-        group.attrs["segflow"] = meta.to_json()
+        path = sequence_path(sequence_id, staging=staging)
+        write_group_attribute(self.store, path, "segflow", meta.to_json())
 
     def promote(self, sequence_id: str) -> None:
         """Swap a finished staging sequence into ``sequences/<id>``, replacing the old one."""

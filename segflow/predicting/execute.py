@@ -14,6 +14,7 @@ A continued sequence's lane is not reset at its first step but loaded with its s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +23,7 @@ import numpy as np
 from segflow.config import PredictParams, Recipe
 from segflow.predicting.plan import PlanEntry, SavedPlan, State, forecast_times, zero_state
 from segflow.progress import StepCallback, StepEvent
+from storage.chunks import DirectChunks
 from storage.predictions import PredictionMeta, PredictionRepository
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from segflow.engine.pipeline import StepReader
     from segflow.engine.scheduler import Step
     from segflow.windowed import WindowEngine
+    from storage.base import Store
     from storage.sequences import SequenceRepository
 
 __all__ = [
@@ -44,22 +47,44 @@ __all__ = [
     "write_step",
 ]
 
+#: Chunk writes of prediction rows in flight at once.
+WRITE_THREADS = 4
+
 
 class RowBuffer:
     """A sequence's output rows not yet written; written whole chunks at a time.
+
+    Rows from a chunk boundary on are encoded and stored chunk by chunk with
+    :class:`~storage.chunks.DirectChunks`, on ``pool`` when given (the writes of several
+    lanes overlap each other and the model's next step); a write starting mid-chunk goes
+    through zarr (it keeps the chunk's earlier rows). :meth:`flush` returns only once every
+    write is stored.
 
     Args:
         array: The sequence's output array (rows along the first axis).
         start: First row not yet written.
         chunk: Rows per time chunk of ``array``.
+        store: The store holding ``array``, for chunk writes without zarr (None: zarr only).
+        pool: Where chunk writes run (None: in the calling thread).
     """
 
-    def __init__(self, array: Any, start: int, chunk: int) -> None:
+    def __init__(
+        self,
+        array: Any,
+        start: int,
+        chunk: int,
+        store: Store | None = None,
+        pool: Executor | None = None,
+    ) -> None:
         self.array = array
         self.start = start  # first row not yet written
         self.chunk = chunk
         self.rows: list[np.ndarray] = []
         self.count = 0
+        self.direct = DirectChunks.for_array(array) if store is not None else None
+        self.store = store
+        self.pool = pool
+        self.pending: list[Future[None]] = []
 
     def add(self, rows: np.ndarray) -> None:
         """Take the next rows; write every whole chunk they complete."""
@@ -69,19 +94,57 @@ class RowBuffer:
         if aligned > self.start:
             self._write(aligned)
 
-    def flush(self) -> int:
-        """Write every pending row; return the rows durable so far."""
+    def flush(self, *, wait: bool = True) -> int:
+        """Write every pending row; return the rows durable so far (written, with ``wait``).
+
+        Args:
+            wait: Return once the rows are stored; False: once they are handed to the pool
+                (call :meth:`wait` before recording them as durable).
+        """
         if self.count:
             self._write(self.start + self.count)
+        if wait:
+            self.wait()
         return self.start
+
+    def wait(self) -> None:
+        """Return once every chunk write handed to the pool is stored (raise its error)."""
+        pending, self.pending = self.pending, []
+        for future in pending:
+            future.result()
 
     def _write(self, stop: int) -> None:
         data = np.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]
         n = stop - self.start
-        self.array[self.start : stop] = data[:n]
+        if self.direct is not None and self.start % self.chunk == 0:
+            self._write_chunks(np.array(data[:n]))  # a copy: the caller's rows may change
+        else:
+            self.array[self.start : stop] = data[:n]
         self.rows = [data[n:]] if n < len(data) else []
         self.count -= n
         self.start = stop
+
+    def _write_chunks(self, data: np.ndarray) -> None:
+        """Store ``data`` from the chunk boundary ``self.start``, chunk by chunk."""
+        assert self.direct is not None and self.store is not None
+        direct, store, size = self.direct, self.store, self.chunk
+        length = int(self.array.shape[0])
+        for begin in range(0, len(data), size):
+            rows = data[begin : begin + size]
+            if len(rows) < size:  # zarr keeps the fill value in the rest of the chunk
+                if self.start + begin + len(rows) < length:
+                    # More rows follow in this chunk later: zarr keeps whichever arrive.
+                    self.array[self.start + begin : self.start + begin + len(rows)] = rows
+                    continue
+                pad = np.full(
+                    (size - len(rows), *rows.shape[1:]), self.array.fill_value, rows.dtype
+                )
+                rows = np.concatenate([rows, pad])
+            index = (self.start + begin) // size
+            if self.pool is None:
+                direct.write(store, index, rows)
+            else:
+                self.pending.append(self.pool.submit(direct.write, store, index, rows))
 
 
 class PredictionWriter:
@@ -107,6 +170,24 @@ class PredictionWriter:
         self.base = base
         self.many = base.head == "many_to_many"
         self.active: dict[int, RowBuffer] = {}
+        # A few chunk PUTs in flight: an object store's latency, not its bandwidth, bounds
+        # one writer; local writes gain little but lose nothing.
+        self.pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="segflow-rows")
+        # One thread: sequences are marked complete in the order they ended.
+        self.finisher = ThreadPoolExecutor(1, thread_name_prefix="segflow-finish")
+        self.finishing: list[Future[None]] = []
+
+    def close(self) -> None:
+        """Finish the sequences that ended, then stop the writer's threads.
+
+        Raises:
+            Exception: What finishing a sequence raised (it stays incomplete).
+        """
+        try:
+            self.wait_finished()
+        finally:
+            self.finisher.shutdown(wait=True)
+            self.pool.shutdown(wait=True)
 
     def slot(self, index: int, start: int, rows: np.ndarray) -> None:
         """Take the rows of one lane slot: ``start`` counts from the entry's first new frame."""
@@ -117,18 +198,40 @@ class PredictionWriter:
             buffer.add(rows)
 
     def end(self, index: int, last: np.ndarray, state: State) -> None:
-        """The entry's last frame went through: write the rest, its state, mark complete."""
+        """The entry's last frame went through: write the rest, its state, mark complete.
+
+        The rows are handed over here; the rest runs on a thread of its own, in order, while
+        the next steps stream: it waits for the rows, then stores the state and the metadata
+        (``complete``) last. :meth:`flush` and :meth:`close` wait for it.
+        """
         entry = self.entries[index]
         buffer = self.active.pop(index)
         if self.many:
-            buffer.flush()
-            self._write_target_times(entry)
+            buffer.flush(wait=False)
         else:
             buffer.array[0:1] = last[None]
+        state = {key: np.array(value) for key, value in state.items()}  # lanes move on
+        self.finishing.append(self.finisher.submit(self._finish, entry, buffer, state))
+
+    def _finish(self, entry: PlanEntry, buffer: RowBuffer, state: State) -> None:
+        buffer.wait()
+        if self.many:
+            self._write_target_times(entry)
         self.preds.finish(self.tag, entry.id, self.meta(entry, entry.stop), state)
 
+    def wait_finished(self) -> None:
+        """Return once every sequence handed to :meth:`end` is complete (raise its error)."""
+        finishing, self.finishing = self.finishing, []
+        for future in finishing:
+            future.result()
+
     def flush(self) -> None:
-        """Write every pending row and record each unfinished sequence's durable length."""
+        """Write every pending row and record each unfinished sequence's durable length.
+
+        Sequences that ended are complete when this returns (a checkpoint taken after it
+        does not run them again).
+        """
+        self.wait_finished()
         for index, buffer in self.active.items():
             entry = self.entries[index]
             durable = buffer.flush() if self.many else entry.offset
@@ -151,8 +254,11 @@ class PredictionWriter:
         )
 
     def _write_target_times(self, entry: PlanEntry) -> None:
-        from storage.sequences import SequenceRepository
+        from storage.sequences import SequenceRepository, sequence_path
 
+        # Most sequences have none: one existence check instead of opening the group.
+        if not self.preds.store.exists(f"{sequence_path(entry.id)}/timestamps/zarr.json"):
+            return
         stamps = SequenceRepository(self.preds.store).timestamps(entry.id)
         if stamps is not None:
             times = forecast_times(np.asarray(stamps[: entry.stop]), self.base.horizon)
@@ -172,7 +278,7 @@ class PredictionWriter:
                 )
         else:  # resumed mid-sequence: its rows up to the checkpoint are durable
             array = self.preds.outputs(self.tag, entry.id)
-        buffer = RowBuffer(array, entry.offset + start, entry.chunk)
+        buffer = RowBuffer(array, entry.offset + start, entry.chunk, self.preds.store, self.pool)
         self.active[index] = buffer
         return buffer
 

@@ -103,7 +103,10 @@ def predict(
             else:
                 steps = stream(run, reader, on_step) if reader is not None else 0
         finally:
-            run.engine.close()
+            try:
+                run.writer.close()
+            finally:
+                run.engine.close()
         _clear(run.manager)
     seconds = time.monotonic() - started
     report = build_report(
