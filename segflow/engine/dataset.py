@@ -335,26 +335,33 @@ class StepIterators:
         self._lock = threading.Lock()
 
     @contextmanager
-    def open(self, reader: StepReader, start_step: int = 0) -> Iterator[Any]:
+    def open(self, reader: StepReader, start_step: int = 0, *, again: bool = True) -> Iterator[Any]:
         """Yield an iterator over ``reader``'s batches from ``start_step``, then the next pass's.
 
         The ``with`` block must consume exactly one pass (``reader.num_steps - start_step``
-        elements) to leave the iterator reusable; leaving it by an exception drops it.
+        elements) to leave the iterator reusable; leaving it by an exception drops it. With
+        ``again=False`` (a pass run once, as a prediction is) nothing reads ahead into a
+        next pass and the iterator is dropped at the end: on an object store, reads started
+        for a pass nobody runs made closing the engine wait for them (~1.5 s).
 
         Raises:
             ConfigError: As :class:`StepFeed`.
         """
         key = (id(reader), start_step)
         with self._lock:
-            entry = self._idle.pop(key, None)
+            entry = self._idle.pop(key, None) if again else None
         if entry is None or entry[0] is not reader:
             feed = StepFeed(reader, start_step=start_step)
-            entry = (reader, feed, iter(feed.dataset().repeat()))
+            dataset = feed.dataset()
+            entry = (reader, feed, iter(dataset.repeat() if again else dataset))
         try:
             yield entry[2]
         except BaseException:
             entry[1].close()
             raise
+        if not again:
+            entry[1].close()
+            return
         with self._lock:
             self._idle[key] = entry
             while len(self._idle) > self._keep:

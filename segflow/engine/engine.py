@@ -327,7 +327,9 @@ class StreamingEngine:
             )
 
         step_fn = self._next_step(mode)
-        with self._iterators.open(reader, start_step) as iterator:
+        # A prediction runs its pass once; training and validation run theirs every epoch.
+        again = mode != "predict"
+        with self._iterators.open(reader, start_step, again=again) as iterator:
             reset_given = tf.constant(True)
 
             def run(step: Step) -> Any:
