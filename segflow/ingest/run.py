@@ -190,12 +190,13 @@ def _plan(
             f"{list(probe.class_names)} differ from the sequence's {list(existing.class_names)}; "
             f"give the sequence's classes (--classes {','.join(existing.class_names) or '...'})."
         )
-    # The same file read another way (other classes, size, dtype or segments) is written again.
+    # The same file read into other frames or labels (another size, dtype or list of classes)
+    # is written again; another segment length alone keeps the stored layout.
     redecoded = (
         not append
         and existing is not None
         and existing.complete
-        and (not compatible or existing.class_names != probe.class_names)
+        and (not _same_frames(repo, target, probe) or existing.class_names != probe.class_names)
     )
     plan = plan_ingest(
         probe.fingerprint,
@@ -214,12 +215,15 @@ def _plan(
 def _compatible(
     repo: SequenceRepository, target: str, probe: SourceProbe, write_config: WriteConfig
 ) -> bool:
-    frame_shape, dtype, time_chunk = repo.frames_layout(target)
-    return (
-        frame_shape == tuple(probe.frame_shape)
-        and np.dtype(dtype).newbyteorder("<") == np.dtype(probe.dtype).newbyteorder("<")
-        and time_chunk == write_config.segment_length
-    )
+    time_chunk = repo.frames_layout(target)[2]
+    return _same_frames(repo, target, probe) and time_chunk == write_config.segment_length
+
+
+def _same_frames(repo: SequenceRepository, target: str, probe: SourceProbe) -> bool:
+    frame_shape, dtype, _ = repo.frames_layout(target)
+    stored, read = np.dtype(dtype), np.dtype(probe.dtype)  # a byte order is not another type
+    same_type = stored.newbyteorder("<") == read.newbyteorder("<")
+    return frame_shape == tuple(probe.frame_shape) and same_type
 
 
 def _execute(job: _Job) -> int:
