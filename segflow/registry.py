@@ -338,6 +338,7 @@ class LoadedModel:
             ``runs/train-<tag>/ckpt-<n>``.
         digest: Digest of the weights; changes whenever the model does.
         recipe: What the model was trained to see and predict (inputs, horizon, windows).
+        class_names: Its classes by index, when it learned text labels (an export's).
     """
 
     config: ModelConfig
@@ -345,6 +346,7 @@ class LoadedModel:
     checkpoint: str
     digest: str
     recipe: Recipe = field(default_factory=Recipe)
+    class_names: tuple[str, ...] = ()
 
 
 def load_model(store: Store, model_tag: str) -> LoadedModel:
@@ -367,7 +369,8 @@ def load_model(store: Store, model_tag: str) -> LoadedModel:
         origin = manifest.get("checkpoint") or manifest.get("created")
         where = f"{export_prefix(model_tag)}:{origin}"
         recipe = Recipe.from_record(manifest)
-        return LoadedModel(config, weights, where, weights_digest(weights), recipe)
+        names = tuple(str(name) for name in manifest.get("class_names") or ())
+        return LoadedModel(config, weights, where, weights_digest(weights), recipe, names)
     return _load_training_checkpoint(store, model_tag)
 
 

@@ -224,6 +224,9 @@ def train(
     pattern: Annotated[
         str | None, typer.Option(help="Train on the ids matching this shell pattern.")
     ] = None,
+    partition: Annotated[
+        str | None, typer.Option(help="Train on the sequences of this partition (date).")
+    ] = None,
     validation_ids: Annotated[
         list[str] | None,
         typer.Option("--validation-id", help="Held out and validated after each epoch."),
@@ -271,7 +274,7 @@ def train(
         "model_factory": model_factory,
         "learning_rate": learning_rate,
         "init_from": init_from,
-        "selection": {"ids": ids, "pattern": pattern},
+        "selection": {"ids": ids, "pattern": pattern, "partition": partition},
         "validation_ids": validation_ids,
         "validation_pattern": validation_pattern,
         "validation_fraction": validation_fraction,
@@ -323,6 +326,12 @@ def predict(
     segment_length: Annotated[int | None, typer.Option(help="Frames per lane per step.")] = None,
     lanes: Annotated[int | None, typer.Option(help="Sequences side by side.")] = None,
     ids: Annotated[list[str] | None, typer.Option("--id", help="Only these sequences.")] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="Only the ids matching this shell pattern, e.g. 'test-*'.")
+    ] = None,
+    partition: Annotated[
+        str | None, typer.Option(help="Only the sequences of this partition (date).")
+    ] = None,
     recompute: Annotated[bool, typer.Option(help="Recompute from frame 0.")] = False,
     break_lock: Annotated[
         bool,
@@ -346,7 +355,7 @@ def predict(
         **locations(store, checkpoints, s3_endpoint, credentials_block),
         "model_tag": model_tag,
         "stream": {"lanes": lanes, "segment_length": segment_length},
-        "selection": {"ids": ids or None},
+        "selection": {"ids": ids or None, "pattern": pattern, "partition": partition},
         "recompute": recompute,
         "break_lock": break_lock,
         **dask_options(dask_address, dask_workers),

@@ -106,6 +106,7 @@ class PredictionMeta:
             last ``horizon`` rows of a sequence forecast frames past its end.
         time_steps: None for a stateful model streamed over the whole sequence; N for a
             windowed one, whose first ``N - 1`` rows are NaN (no full window ends there).
+        class_names: The model's classes by index, when it learned text labels.
     """
 
     checkpoint: str = ""
@@ -123,6 +124,7 @@ class PredictionMeta:
     inputs: str = "features"
     horizon: int = 0
     time_steps: int | None = None
+    class_names: tuple[str, ...] = ()
 
     def target_frames(self, rows: int | None = None) -> np.ndarray:
         """The frame each prediction row is for: ``t + horizon`` for row ``t``.
@@ -147,6 +149,7 @@ class PredictionMeta:
         """Build from an attrs dict, ignoring unknown keys (newer writers may add some)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["sources"] = tuple(known.get("sources", ()))
+        known["class_names"] = tuple(known.get("class_names", ()))
         return cls(**known)
 
     def replace(self, **changes: Any) -> PredictionMeta:

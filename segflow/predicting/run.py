@@ -182,6 +182,7 @@ def _prepare(
             inputs=model.recipe.inputs,
             horizon=model.recipe.horizon,
             time_steps=model.recipe.time_steps,
+            class_names=model.class_names,
         )
         start = 0
     writer = PredictionWriter(preds, tag, [e for e in entries if e.action != "skip"], base)

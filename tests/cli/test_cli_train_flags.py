@@ -125,3 +125,32 @@ def test_bad_values_fail_in_one_line(
     assert result.exit_code != 0 and not captured
     assert message in result.output
     assert len([line for line in result.output.splitlines() if "error" in line]) == 1
+
+
+def test_train_and_predict_select_by_pattern_and_partition(
+    captured: list[TrainParams], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import flows.predict  # noqa: F401  (as above)
+    from segflow.predicting import PredictReport
+
+    result = _train(tmp_path, "--pattern", "train-*", "--partition", "2026-01-31")
+    assert result.exit_code == 0, result.output
+    selection = captured[-1].selection
+    assert (selection.pattern, selection.partition) == ("train-*", "2026-01-31")
+
+    predicted: list[Any] = []
+
+    def run_flow(flow_fn: Any, params: Any, name: str, *, expected: type) -> Any:
+        predicted.append(params)
+        return PredictReport(params.model_tag, "c", "h", 0, 0, 0, 0, 0, None, 0.1)
+
+    monkeypatch.setattr(commands, "run_flow", run_flow)
+    args = ["predict", "--store", str(tmp_path / "d"), "--pattern", "test-*", "--json"]
+    result = CliRunner().invoke(app, [*args, "--partition", "2026-02-01"])
+    assert result.exit_code == 0, result.output
+    selection = predicted[-1].selection
+    assert (selection.ids, selection.pattern, selection.partition) == (
+        None,
+        "test-*",
+        "2026-02-01",
+    )

@@ -26,6 +26,7 @@ from segflow.registry import load_exported_model
 from segflow.sources.csv import CsvSource
 from segflow.training import train
 from storage import open_store
+from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
 
 NAN = float("nan")
@@ -119,6 +120,8 @@ def test_names_travel_from_ingest_to_model_and_evaluation(tmp_path: Path) -> Non
     assert manifest["class_names"] == ["fog", "rain", "sun"]
     assert (config.task, config.outputs) == ("multiclass", 3)
     predict(PredictParams(store=store, checkpoints=checkpoints, model_tag="w"))
+    predictions = PredictionRepository(open_store(str(tmp_path / "store")))
+    assert predictions.meta("w", "b").class_names == ("fog", "rain", "sun")
     report = evaluate(EvaluateParams(store=store, model_tag="w"))
     assert report.class_names == ("fog", "rain", "sun")
     assert report.counts.unlabelled > 0
