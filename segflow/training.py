@@ -95,6 +95,8 @@ class TrainReport:
         best_epoch: With early stopping, the epoch exported (best monitored value).
         stopped: With early stopping, why training stopped before ``epochs`` (None if not).
         class_weights: The loss weight of each class, by class index (None: all alike).
+        curves: Where the training curves' PNG was written (beside the exported model), or
+            None when there is none.
     """
 
     epochs: int
@@ -112,6 +114,7 @@ class TrainReport:
     stopped: str | None = None
     truncation: str = ""
     class_weights: tuple[float, ...] | None = None
+    curves: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -240,7 +243,15 @@ def _report(
         ),
         stopped=cursor.extra.get("stopped"),
         class_weights=config.class_weights,
+        curves=_curves_url(params),
     )
+
+
+def _curves_url(params: TrainParams) -> str | None:
+    """The URL of the exported model's training curves, if they were written."""
+    key = f"{export_prefix(params.model_tag)}/{CURVES_FILE}"
+    store = params.checkpoints.open()
+    return f"{store.url.rstrip('/')}/{key}" if store.exists(key) else None
 
 
 def _fresh_cursor(

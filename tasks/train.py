@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from segflow.config import TrainParams
@@ -40,6 +42,13 @@ def publish_train_report(report: TrainReport) -> None:
         + markdown_table(["epoch", *metrics], rows)
     )
     create_markdown_artifact(key=artifact_key("train", report.model_tag), markdown=body)
+    if report.curves is not None:  # a local path becomes a file:// link the UI can open
+        link = report.curves if "://" in report.curves else Path(report.curves).resolve().as_uri()
+        create_link_artifact(
+            key=artifact_key("train-curves", report.model_tag),
+            link=link,
+            link_text=f"{report.model_tag} training curves (PNG)",
+        )
 
 
 def _class_weights_line(report: TrainReport) -> str:

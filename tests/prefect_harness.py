@@ -8,8 +8,10 @@ user, and stops with the last one, instead of once per directory.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 _users = 0
 _stack = ExitStack()
@@ -33,3 +35,25 @@ def shared_prefect_harness() -> Iterator[None]:
         _users -= 1
         if _users == 0:
             _stack.close()
+
+
+def artifact_of_run(key: str, flow_run_id: Any) -> Any:
+    """The artifact ``key`` that flow run ``flow_run_id`` created, or None."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    async def read() -> Any:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[key]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                )
+            )
+            return found[0] if found else None
+
+    return asyncio.run(read())

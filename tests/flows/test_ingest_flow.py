@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from segflow.ingest import IngestReport
 from segflow_cli.app import app
 from storage import open_store
 from storage.sequences import SequenceRepository
+from tests.prefect_harness import artifact_of_run
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -23,27 +23,6 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 def _npy(path: Path, n: int, seed: int = 0, dtype: str = "float32") -> str:
     np.save(path, np.random.default_rng(seed).normal(size=(n, 4)).astype(dtype))
     return str(path)
-
-
-def _artifact_of_run(key: str, flow_run_id):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
-
-    async def read():
-        async with get_client() as client:
-            found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    key=ArtifactFilterKey(any_=[key]),
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-                )
-            )
-            return found[0] if found else None
-
-    return asyncio.run(read())
 
 
 def test_flow_writes_summary_and_skips_on_rerun(tmp_path: Path) -> None:
@@ -60,7 +39,7 @@ def test_flow_writes_summary_and_skips_on_rerun(tmp_path: Path) -> None:
     assert isinstance(report, IngestReport)
     assert report.summary.written == 3 and report.summary.frames == 63
     assert [r.sequence_id for r in report.results] == ["s0", "s1", "s2"]
-    artifact = _artifact_of_run("ingest-summary", state.state_details.flow_run_id)
+    artifact = artifact_of_run("ingest-summary", state.state_details.flow_run_id)
     assert artifact is not None and "3 written" in artifact.description
     rerun = ingest(params, return_state=True).result()
     assert rerun.summary.skipped == 3 and rerun.summary.written == 0

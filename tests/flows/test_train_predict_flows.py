@@ -26,6 +26,7 @@ from storage import open_store
 from storage.predictions import PredictionRepository
 from storage.sequences import SequenceRepository
 from tests.engine.store_helpers import write_sequence
+from tests.prefect_harness import artifact_of_run
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 MODEL = ModelConfig(frame_shape=(3,), lstm_units=[8], task="binary")
@@ -54,9 +55,14 @@ def _train_params(store: str, tmp_path: Path) -> TrainParams:
 
 
 def test_train_then_predict_flows(store: str, tmp_path: Path) -> None:
-    report = train(_train_params(store, tmp_path))
+    state = train(_train_params(store, tmp_path), return_state=True)
+    report = state.result()
     assert isinstance(report, TrainReport)
     assert report.epochs == 2 and len(report.history) == 2
+    assert report.curves is not None and report.curves.endswith("models/m1/curves.png")
+    curves = artifact_of_run("train-curves-m1", state.state_details.flow_run_id)
+    assert curves is not None  # Prefect keeps a link as markdown: [text](link)
+    assert f"({Path(report.curves).resolve().as_uri()})" in curves.data
     params = PredictParams(
         store=StoreConfig(url=store),
         checkpoints=CheckpointConfig(url=str(tmp_path / "ckpt")),
