@@ -339,6 +339,12 @@ class TrainParams(Frozen):
         lt=1,
         description="Held-out sequences: this fraction of the selection, a seeded split.",
     )
+    on_changed_data: Literal["refuse", "restart_epoch"] = Field(
+        "refuse",
+        description="A resume over training sequences that changed since the checkpoint "
+        "(grew, vanished, appeared): refuse, or restart_epoch (keep the weights, optimizer "
+        "and finished epochs; run the interrupted epoch again over the sequences as they are).",
+    )
     model: ModelConfig | None = Field(
         None, description="Model; default: inferred from the first sequence's frames and labels."
     )

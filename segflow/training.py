@@ -28,7 +28,7 @@ called again with the same parameters only reports (and re-exports if the export
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import keras
@@ -53,6 +53,7 @@ from segflow.registry import (
 )
 from segflow.report import plot_history
 from segflow.trainplan import (
+    RESTARTED,
     class_weight_record,
     plan_run,
     segment_for,
@@ -97,6 +98,8 @@ class TrainReport:
         class_weights: The loss weight of each class, by class index (None: all alike).
         curves: Where the training curves' PNG was written (beside the exported model), or
             None when there is none.
+        restarts: Epochs restarted over training data that changed since their checkpoint
+            (``on_changed_data='restart_epoch'``), each with its reason.
     """
 
     epochs: int
@@ -115,6 +118,7 @@ class TrainReport:
     truncation: str = ""
     class_weights: tuple[float, ...] | None = None
     curves: str | None = None
+    restarts: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -187,7 +191,11 @@ def _train(params: TrainParams, on_step: StepCallback | None, started: float) ->
             set_standardization(engine.model, *input_stats(sources))
         cursor = _fresh_cursor(repo, ids, held, params, engine)
     else:
-        cursor = manager.restore(engine, latest)
+        cursor = manager.restore(engine, latest)  # weights, optimizer, lane state
+        if saved is not None and saved.extra.get(RESTARTED):  # the epoch again, over new data
+            extra = {k: v for k, v in saved.extra.items() if k != RESTARTED}
+            restarts = [*cursor.extra.get("restarts", []), saved.extra[RESTARTED]]
+            cursor = replace(saved, extra={**extra, "restarts": restarts})
     trainer = _Trainer(params, feed, manager, on_step, best)
     with trainer:
         cursor = trainer.run(cursor)
@@ -244,6 +252,7 @@ def _report(
         stopped=cursor.extra.get("stopped"),
         class_weights=config.class_weights,
         curves=_curves_url(params),
+        restarts=tuple(cursor.extra.get("restarts", ())),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from segflow.checkpoint import CheckpointManager, Cursor
@@ -129,14 +130,7 @@ def plan_run(
     """
     if latest is None:
         check_no_overlap(params.selection.ids, params.validation_ids)
-        ids, held = split_validation(
-            repo,
-            select_sequences(repo, params.selection),
-            ids=params.validation_ids,
-            pattern=params.validation_pattern,
-            fraction=params.validation_fraction,
-            seed=params.seed,
-        )
+        ids, held = _selected(repo, params)
         config = params.model or infer_model_config(
             repo,
             ids,
@@ -154,7 +148,11 @@ def plan_run(
             f"store {manager.store.url!r} was checkpointed ({latest}) with {recorded!r}; "
             "resume with the same class weights, or train under another model tag."
         )
-    check_same_data(repo, saved, latest, f"{manager.run_key!r} in store {manager.store.url!r}")
+    where = f"{manager.run_key!r} in store {manager.store.url!r}"
+    if params.on_changed_data == "restart_epoch":
+        saved = _restarted_if_changed(repo, saved, latest, where, params)
+    else:
+        check_same_data(repo, saved, latest, where)
     trained = Recipe.from_record(saved.extra)
     if not trained.trains_like(params.recipe):
         raise ConfigError(
@@ -212,22 +210,63 @@ def sequence_lengths(repo: SequenceRepository, ids: Sequence[str]) -> list[int]:
 def check_same_data(repo: SequenceRepository, saved: Cursor, name: str, where: str) -> None:
     """Refuse to resume over training sequences that changed since the checkpoint: the
     schedule (and the windows) would silently differ from the one the cursor points into."""
+    change = data_change(repo, saved)
+    if change is not None:
+        raise ConfigError(
+            f"Cannot resume run {where}: {change} since checkpoint {name!r}; the epoch's "
+            "schedule would differ. Restore it, resume with on_changed_data='restart_epoch' "
+            "(--restart-epoch-on-change), or train under another model tag."
+        )
+
+
+def data_change(repo: SequenceRepository, saved: Cursor) -> str | None:
+    """How the training sequences changed since ``saved`` was written, or None."""
     before = saved.extra.get("lengths")
     if before is None:
-        return  # checkpoints from before lengths were recorded
+        return None  # checkpoints from before lengths were recorded
     for sequence_id, old in zip(saved.ids, before, strict=True):
         if not repo.exists(sequence_id):
-            raise ConfigError(
-                f"Cannot resume run {where}: training sequence {sequence_id!r} is gone since "
-                f"checkpoint {name!r}; restore it, or train under another model tag."
-            )
+            return f"training sequence {sequence_id!r} is gone"
         now = repo.meta(sequence_id).length
         if now != old:
-            raise ConfigError(
-                f"Cannot resume run {where}: training sequence {sequence_id!r} has {now} frames, "
-                f"{old} at checkpoint {name!r}; the epoch's schedule would differ. Train under "
-                "another model tag (or delete the run's checkpoints to start over)."
-            )
+            return f"training sequence {sequence_id!r} has {now} frames, {old} before"
+    return None
+
+
+def _selected(repo: SequenceRepository, params: TrainParams) -> tuple[list[str], list[str]]:
+    """The training and validation ids ``params`` select in ``repo`` now."""
+    return split_validation(
+        repo,
+        select_sequences(repo, params.selection),
+        ids=params.validation_ids,
+        pattern=params.validation_pattern,
+        fraction=params.validation_fraction,
+        seed=params.seed,
+    )
+
+
+#: The cursor's mark of an epoch restarted over changed data (the reason), read by training.
+RESTARTED = "restarted_epoch"
+
+
+def _restarted_if_changed(
+    repo: SequenceRepository, saved: Cursor, name: str, where: str, params: TrainParams
+) -> Cursor:
+    """``saved``, or when its data changed (or new sequences match the selection) a cursor at
+    the start of its interrupted epoch over the sequences as they are now."""
+    ids, held = _selected(repo, params)
+    change = data_change(repo, saved)
+    if change is None and list(saved.ids) == list(ids):
+        return saved
+    reason = change or f"the selection now gives {len(ids)} sequences, {len(saved.ids)} before"
+    extra = {
+        **saved.extra,
+        "totals": {"loss_sum": 0.0, "metric_sum": 0.0, "count": 0.0},
+        "validation": list(held),
+        "lengths": sequence_lengths(repo, ids),
+        RESTARTED: f"epoch {saved.epoch + 1} restarted at checkpoint {name!r} of {where}: {reason}",
+    }
+    return replace(saved, step=0, ids=tuple(ids), extra=extra)
 
 
 def check_training_cursor(cursor: Cursor, name: str, manager: CheckpointManager) -> None:

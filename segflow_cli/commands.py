@@ -240,6 +240,14 @@ def train(
     init_from: Annotated[
         str | None, typer.Option(help="Warm start: continue this exported model's training.")
     ] = None,
+    restart_epoch_on_change: Annotated[
+        bool | None,
+        typer.Option(
+            "--restart-epoch-on-change",
+            help="Resuming over training sequences that changed since the checkpoint: run "
+            "the interrupted epoch again over them as they are (default: refuse).",
+        ),
+    ] = None,
     learning_rate: Annotated[
         float | None, typer.Option(help="Learning rate (a schedule's peak).")
     ] = None,
@@ -278,6 +286,7 @@ def train(
         "validation_ids": validation_ids,
         "validation_pattern": validation_pattern,
         "validation_fraction": validation_fraction,
+        "on_changed_data": "restart_epoch" if restart_epoch_on_change else None,
         "stream": {"lanes": lanes, "segment_length": segment_length},
         "recipe": {
             "inputs": inputs,

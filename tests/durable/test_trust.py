@@ -237,7 +237,9 @@ def test_lanes_take_the_sequences_in_a_new_order_every_epoch() -> None:
     assert epoch_order(ids, 0, 2) == orders[2]  # pure: a resume finds the same order
 
 
-def test_resume_over_a_grown_training_sequence_is_refused(tmp_path: Path) -> None:
+def test_resume_over_a_grown_training_sequence_is_refused_or_restarts_its_epoch(
+    tmp_path: Path,
+) -> None:
     from segflow.progress import StepEvent
 
     repo, _ = _world(tmp_path)
@@ -259,8 +261,15 @@ def test_resume_over_a_grown_training_sequence_is_refused(tmp_path: Path) -> Non
     assert labels is not None
     labels.resize((meta.length + 3,))
     repo.write_meta("r2", meta.replace(length=meta.length + 3, frames_written=meta.length + 3))
-    with pytest.raises(ConfigError, match=r"'r2' has 16 frames, 13 at checkpoint"):
+    with pytest.raises(ConfigError, match=r"'r2' has 16 frames, 13 before since checkpoint"):
         train(_params(tmp_path, epochs=2))
+    # By choice: the weights and finished epochs stay; the interrupted epoch runs again over
+    # the sequences as they are now, and the report says so.
+    report = train(_params(tmp_path, epochs=2, on_changed_data="restart_epoch"))
+    assert report.epochs == 2 and len(report.history) == 2
+    (restart,) = report.restarts
+    assert "'r2' has 16 frames, 13 before" in restart and restart.startswith("epoch ")
+    assert report.frames > 0
 
 
 def test_warm_start_continues_the_given_model(tmp_path: Path) -> None:
