@@ -193,7 +193,9 @@ def test_a_worker_killed_mid_shard_is_survived(
         report = running.result(timeout=300)
 
     assert killed_mid_shard, "the kill must land while the shard still had work"
-    assert report.retried_shards == (0,)
+    # Dask also reruns a shard whose finished result lived on the dead worker; the report
+    # names every shard that ran again, and the killed one among them.
+    assert 0 in report.retried_shards
     (outcome,) = [s for s in report.shards if s.index == 0]
     assert outcome.resumed_from is not None and outcome.resumed_from > 0
     check_predictions(params, reference)
