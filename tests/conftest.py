@@ -50,3 +50,16 @@ def s3_bucket(s3_moto_server: S3Server) -> str:
 def s3_store_url(s3_bucket: str) -> str:
     """A fresh, empty store URL ``s3://<bucket>/prefix-<uuid>`` (use with s3_storage_options)."""
     return f"s3://{s3_bucket}/prefix-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def local_or_s3_store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """An empty store, once local (under ``tmp_path``) and once on the moto S3 server."""
+    from storage.local import LocalStore
+    from storage.s3 import S3Store
+
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    url: str = request.getfixturevalue("s3_store_url")
+    options: dict[str, Any] = request.getfixturevalue("s3_storage_options")
+    return S3Store(url, storage_options=options)

@@ -7,8 +7,6 @@ times, metadata) replaces what an earlier run left, on a local store and on S3.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,20 +14,14 @@ import pytest
 from segflow.errors import KeyNotFoundError
 from segflow.predicting.execute import RowBuffer
 from storage.base import Store
-from storage.local import LocalStore
 from storage.predictions import PredictionMeta, PredictionRepository
-from storage.s3 import S3Store
 
 TAG = "rows"
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    url: str = request.getfixturevalue("s3_store_url")
-    options: dict[str, Any] = request.getfixturevalue("s3_storage_options")
-    return S3Store(url, storage_options=options)
+@pytest.fixture
+def store(local_or_s3_store: Store) -> Store:
+    return local_or_s3_store
 
 
 def _pieces(rng: np.random.Generator, rows: int, outputs: int) -> list[np.ndarray]:

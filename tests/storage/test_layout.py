@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,17 +20,11 @@ from storage.layout import (
     write_group,
     write_group_attribute,
 )
-from storage.local import LocalStore
-from storage.s3 import S3Store
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    url: str = request.getfixturevalue("s3_store_url")
-    options: dict[str, Any] = request.getfixturevalue("s3_storage_options")
-    return S3Store(url, storage_options=options)
+@pytest.fixture
+def store(local_or_s3_store: Store) -> Store:
+    return local_or_s3_store
 
 
 @pytest.mark.parametrize(
