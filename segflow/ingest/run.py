@@ -171,7 +171,10 @@ def _plan(
     append: bool,
     force: bool,
 ) -> IngestPlan:
-    compatible = existing is not None and _compatible(repo, target, probe, write_config)
+    # One read of the stored frames' layout serves both checks below.
+    layout = repo.frames_layout(target) if existing is not None else None
+    same_frames = layout is not None and _same_frames(layout, probe)
+    compatible = same_frames and layout is not None and layout[2] == write_config.segment_length
     if append and existing is not None and not compatible:
         info = repo.info(target)
         raise ConfigError(
@@ -196,7 +199,7 @@ def _plan(
         not append
         and existing is not None
         and existing.complete
-        and (not _same_frames(repo, target, probe) or existing.class_names != probe.class_names)
+        and (not same_frames or existing.class_names != probe.class_names)
     )
     plan = plan_ingest(
         probe.fingerprint,
@@ -212,15 +215,9 @@ def _plan(
     return plan
 
 
-def _compatible(
-    repo: SequenceRepository, target: str, probe: SourceProbe, write_config: WriteConfig
-) -> bool:
-    time_chunk = repo.frames_layout(target)[2]
-    return _same_frames(repo, target, probe) and time_chunk == write_config.segment_length
-
-
-def _same_frames(repo: SequenceRepository, target: str, probe: SourceProbe) -> bool:
-    frame_shape, dtype, _ = repo.frames_layout(target)
+def _same_frames(layout: tuple[tuple[int, ...], Any, int], probe: SourceProbe) -> bool:
+    """Whether the stored frames (``frames_layout``) have the probed frame shape and type."""
+    frame_shape, dtype, _ = layout
     stored, read = np.dtype(dtype), np.dtype(probe.dtype)  # a byte order is not another type
     same_type = stored.newbyteorder("<") == read.newbyteorder("<")
     return frame_shape == tuple(probe.frame_shape) and same_type
