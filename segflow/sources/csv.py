@@ -315,6 +315,13 @@ class CsvSource(FingerprintedSource):
             )
         return first, self._resolve(header, first.rows[0], first.lines[0])
 
+    def _head(self, handle: Any) -> tuple[_Rows, _Rows, _Columns]:
+        """The first row, the first rows a probe reads (it included), and the columns."""
+        header, rows = self._rows(handle)
+        first, columns = self._first(rows, header)
+        more = self._take(rows, _PROBE_ROWS - 1)
+        return first, _Rows(first.rows + more.rows, first.lines + more.lines), columns
+
     def probe(self) -> SourceProbe:
         """Read the header and the first rows, resolve the columns, and describe the series.
 
@@ -325,10 +332,7 @@ class CsvSource(FingerprintedSource):
             SourceError: If it is empty, a column is missing, or a first row is invalid.
         """
         with open_binary(self.uri, self.storage_options) as handle:
-            header, rows = self._rows(handle)
-            first, columns = self._first(rows, header)
-            head = self._take(rows, _PROBE_ROWS - 1)
-            block = _Rows(first.rows + head.rows, first.lines + head.lines)
+            first, block, columns = self._head(handle)
             class_names = self._resolve_classes(block, columns)
             origin = self._origin(first, columns)
             parsed = self._frame_block(0, block, columns, origin)
@@ -373,8 +377,10 @@ class CsvSource(FingerprintedSource):
             SourceError: On a ragged row, a non-numeric value or an invalid timestamp.
         """
         check_block_args(block_frames, start)
-        if not self._classes_resolved:
-            self.probe()  # the classes of text labels are fixed before any block
+        if not self._classes_resolved:  # the classes of text labels are fixed before any block
+            with open_binary(self.uri, self.storage_options) as handle:
+                _, head, columns = self._head(handle)
+            self._resolve_classes(head, columns)
         with open_binary(self.uri, self.storage_options) as handle:
             header, rows = self._rows(handle)
             first, columns = self._first(rows, header)
