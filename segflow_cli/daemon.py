@@ -164,18 +164,21 @@ def serve_forever(path: Path) -> None:
             continue
         done = threading.Event()
         threading.Thread(target=_interrupt_when_closed, args=(conn, done), daemon=True).start()
+        code: int | None = None
         try:
             code = _run(request, conn)
-            done.set()
-            with contextlib.suppress(OSError):
-                write_frame(conn, b"x", str(code).encode())
         except KeyboardInterrupt:
-            done.set()
+            pass
         finally:
+            done.set()
+            # Free before the exit code goes out: a launcher that gets it may send the next
+            # command at once, and must not find the daemon still busy with this one.
+            busy.release()
             with contextlib.suppress(OSError):
+                if code is not None:
+                    write_frame(conn, b"x", str(code).encode())
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-            busy.release()
 
 
 def _warm() -> None:
