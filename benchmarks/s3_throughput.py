@@ -20,12 +20,15 @@ The S3 side is a moto server on 127.0.0.1, started by this benchmark in a proces
 AWS environment variables, as the tests run it. The sides alternate for a few rounds and the
 best of each is kept. Reported: MB/s of frames and sequences/s for both, and S3 / local.
 
-Goals (floors for a loopback server, not for real S3): ingest S3/local >= 0.3, because
-every chunk becomes a signed HTTP PUT that a pure-Python server parses, hashes and keeps in
-memory, against a local file write into the page cache; prediction S3/local >= 0.5, because
-reads are a small share of streaming a stateful model (the LSTM's steps dominate) and the
-reader prefetches chunks ahead of the model. The raw PUTs row shows whether a miss is the
-server's (raw PUTs below the floor too) or segflow's (segflow far below the raw PUTs).
+Goals: ingest S3 / raw PUTs >= 0.8, the same bound as the local ingest's Zarr against raw
+files (:mod:`benchmarks.ingest`): on this server, what segflow adds to the PUTs themselves
+(layout, checks, compression, checksums) costs at most a fifth. The ratio against the local
+store is reported, without a goal: every chunk becomes a signed HTTP PUT that a pure-Python
+server parses, hashes and keeps in memory, against a local file write into the page cache,
+and the raw PUTs alone reached only 0.20-0.22 of the local ingest here (2026-11-30, 12-07),
+so that ratio measures moto, not segflow (the floor of 0.3 set before the raw PUTs row existed
+was above what the server itself can take). Prediction S3/local >= 0.5: reads are a share of
+streaming a stateful model, and the reader prefetches chunks ahead of the model.
 
 Requests per run (``--quick``'s 3 recordings, counted at the S3 client): ingest 189 before
 the layout rewrite, 91 after (60 of them the chunk PUTs themselves); prediction 636 before,
@@ -57,9 +60,10 @@ import numpy as np
 
 from benchmarks._common import Target, finish
 
-INGEST_RATIO = Target("ingest S3 / local, MB/s", ">=", 0.3)
+#: segflow's S3 ingest against raw PUTs of the same bytes to the same server.
+INGEST_VS_RAW = Target("ingest S3 / raw PUTs, MB/s", ">=", 0.8)
 PREDICT_RATIO = Target("prediction S3 / local, MB/s", ">=", 0.5)
-GOALS = (INGEST_RATIO, PREDICT_RATIO)
+GOALS = (INGEST_VS_RAW, PREDICT_RATIO)
 
 FRAME = (64, 64, 3)
 SEGMENT = 32
@@ -292,9 +296,10 @@ def report(times: dict[str, list[float]], *, nbytes: int, count: int) -> int:
             "sequences_per_second": {name: count / s for name, s in best.items()},
             "s3_vs_local": ratios,
             "raw_puts_vs_local_ingest": ceiling,
+            "ingest_s3_vs_raw_puts": rate["ingest s3"] / rate["raw PUTs s3"],
         },
         [
-            INGEST_RATIO.check(ratios["ingest"], qualifier=qualifier),
+            INGEST_VS_RAW.check(rate["ingest s3"] / rate["raw PUTs s3"], qualifier=qualifier),
             PREDICT_RATIO.check(ratios["predict"], qualifier=qualifier),
         ],
         (["run", "best s", "MB/s", "sequences/s", "S3 / local"], rows),
