@@ -450,6 +450,12 @@ class EvaluateParams(DaskOptions):
     plot_sequence: str | None = Field(
         None, description="Sequence whose predictions are plotted against its labels."
     )
+    start_frame: int = Field(
+        0,
+        ge=0,
+        description="Score only rows whose target frame is at or after this one (a held-out "
+        "tail of a series: a split in time); earlier frames still give persistence its history.",
+    )
 
 
 class DemoParams(Frozen):

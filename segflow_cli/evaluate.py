@@ -52,6 +52,13 @@ def evaluate(
     plot_sequence: Annotated[
         str | None, typer.Option(help="Sequence drawn against its labels (default: the first).")
     ] = None,
+    start_frame: Annotated[
+        int,
+        typer.Option(
+            help="Score only rows for frames at or after this one (a held-out tail: a split "
+            "in time).",
+        ),
+    ] = 0,
     dask_address: DaskAddressOption = None,
     dask_workers: DaskWorkersOption = None,
     s3_endpoint: EndpointOption = None,
@@ -70,6 +77,7 @@ def evaluate(
         # Absolute: the flow process writes the plots, and may not share this shell's cwd.
         "plots_dir": None if plots_dir is None else str(Path(plots_dir).resolve()),
         "plot_sequence": plot_sequence,
+        "start_frame": start_frame,
         **dask_options(dask_address, dask_workers),
     }
     params = validated(EvaluateParams, merge({}, overrides))
@@ -100,6 +108,7 @@ def print_report(report: EvaluationReport, out: Console) -> None:
     out.print(
         f"rows scored {counts.scored}; left out: unlabelled {counts.unlabelled}, past the end "
         f"{counts.past_end}, no prediction {counts.no_prediction}, no history {counts.no_history}"
+        + (f", before the start frame {counts.before_start}" if counts.before_start else "")
     )
     for line in [*describe_gaps(report), *report.notes]:
         out.print(f"note: {line}", markup=False)

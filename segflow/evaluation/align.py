@@ -5,6 +5,8 @@ frame ``t + H``. Rows are left out, and counted, for one reason each (the first 
 applies):
 
 - ``past_end``: ``t + H`` lies past the sequence's last frame (a genuine forecast: no label);
+- ``before_start``: ``t + H`` lies before the first frame scored (``start_frame``: a split in
+  time, the frames before it being the training part of a series);
 - ``no_prediction``: the row holds NaN (the first ``N - 1`` rows of a windowed model);
 - ``unlabelled``: the label is NaN (sparse annotation);
 - ``no_history``: the persistence baseline has no earlier known label to repeat, so neither
@@ -34,6 +36,7 @@ class Aligned:
         frames: (n,) the frame each scored row is for (``t + horizon``).
         persistence: (n, label columns) the persistence baseline, or None when not used.
         past_end: Rows forecasting past the last frame.
+        before_start: Rows forecasting a frame before the first one scored.
         no_prediction: Rows holding NaN outputs.
         unlabelled: Rows whose label is NaN.
         no_history: Rows without an earlier known label for persistence.
@@ -48,6 +51,7 @@ class Aligned:
     no_prediction: int = 0
     unlabelled: int = 0
     no_history: int = 0
+    before_start: int = 0
 
     @property
     def rows(self) -> int:
@@ -94,6 +98,7 @@ def align_many_to_many(
     *,
     horizon: int,
     persistence: bool,
+    start_frame: int = 0,
 ) -> Aligned:
     """Line up per-row predictions with per-frame labels.
 
@@ -103,6 +108,8 @@ def align_many_to_many(
         labels: (T, ...) the sequence's labels, one row per frame.
         horizon: Row ``t`` is for frame ``t + horizon``.
         persistence: Also build the persistence baseline (and drop rows it cannot cover).
+        start_frame: Score only rows for frames at or after this one; persistence still
+            carries labels from before it.
 
     Returns:
         The scored rows and the counts of rows left out.
@@ -112,11 +119,18 @@ def align_many_to_many(
     ...     persistence=True)
     >>> a.frames.tolist(), a.persistence.ravel().tolist(), a.past_end, a.unlabelled
     ([1, 3, 4], [0.0, 1.0, 3.0], 1, 1)
+    >>> tail = align_many_to_many(
+    ...     "s", np.arange(5.0)[:, None], np.array([0.0, 1, np.nan, 3, 4]), horizon=1,
+    ...     persistence=True, start_frame=4)
+    >>> tail.frames.tolist(), tail.persistence.ravel().tolist(), tail.before_start
+    ([4], [3.0], 3)
     """
     rows = as_rows(outputs)
     values = as_rows(labels)
     targets = np.arange(len(rows)) + horizon
     inside = targets < len(values)
+    early = inside & (targets < start_frame)
+    inside &= ~early
     has_output = ~np.isnan(rows).any(axis=1)
     target_labels = values[np.minimum(targets, max(len(values) - 1, 0))]
     has_label = inside & ~np.isnan(target_labels).any(axis=1) if len(values) else inside
@@ -140,7 +154,8 @@ def align_many_to_many(
         labels=target_labels[keep],
         frames=targets[keep],
         persistence=base,
-        past_end=int((~inside).sum()),
+        past_end=int((targets >= len(values)).sum()),
+        before_start=int(early.sum()),
         no_prediction=int((inside & ~has_output).sum()),
         unlabelled=int((inside & has_output & ~has_label).sum()),
         no_history=no_history,

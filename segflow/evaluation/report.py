@@ -65,6 +65,7 @@ class SequenceScore:
         metric: The metric of the last two columns (``accuracy`` or ``mae``).
         model: The model's value on this sequence (None without rows).
         baseline: The first baseline's value on this sequence.
+        before_start: Rows for frames before the first one scored (``start_frame``).
     """
 
     id: str
@@ -76,6 +77,7 @@ class SequenceScore:
     metric: str
     model: float | None
     baseline: float | None
+    before_start: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class RowCounts:
     past_end: int = 0
     no_prediction: int = 0
     no_history: int = 0
+    before_start: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,33 +205,25 @@ def _cells(scores: Scores) -> tuple[str, ...]:
 
 
 def sequence_table(report: EvaluationReport) -> TableData:
-    """One row per sequence: rows scored and left out, the model and the first baseline."""
+    """One row per sequence: rows scored and left out, the model and the first baseline
+    (a "before start" column only when a ``start_frame`` left rows out)."""
     metric = report.sequences[0].metric if report.sequences else "score"
     baseline = report.baselines[0].name if report.baselines else "baseline"
-    columns = (
-        "sequence",
-        "rows",
-        "unlabelled",
-        "past end",
-        "no prediction",
-        "no history",
-        f"model {metric}",
-        f"{baseline} {metric}",
-    )
+    split = report.counts.before_start > 0
+    gaps = ("unlabelled", "past end", "no prediction", "no history", "before start")
+    columns = ("sequence", "rows", *gaps[: 5 if split else 4], f"model {metric}")
     rows = tuple(
         (
             s.id,
             str(s.rows),
-            str(s.unlabelled),
-            str(s.past_end),
-            str(s.no_prediction),
-            str(s.no_history),
+            *(str(n) for n in (s.unlabelled, s.past_end, s.no_prediction, s.no_history)),
+            *((str(s.before_start),) if split else ()),
             format_value(s.model),
             format_value(s.baseline),
         )
         for s in report.sequences
     )
-    return TableData("per sequence", columns, rows)
+    return TableData("per sequence", (*columns, f"{baseline} {metric}"), rows)
 
 
 def class_table(report: EvaluationReport) -> TableData | None:

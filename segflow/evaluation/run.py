@@ -116,7 +116,13 @@ def score(
     notes: list[str] = []
     chosen, source = _task(loaded, tag, checkpoints, task, notes)
     persistence = head == "many_to_many" and (chosen == "regression" or horizon >= 1)
-    aligned = [_align(item, head, horizon, persistence) for item in loaded]
+    if params.start_frame and head == "many_to_one":
+        raise ConfigError(
+            f"Received an invalid value for `start_frame`, expected 0 for the many-to-one "
+            f"predictions of {tag!r} (one row per sequence, for its last frame), got "
+            f"{params.start_frame}; select held-out sequences by id or pattern instead."
+        )
+    aligned = [_align(item, head, horizon, persistence, params.start_frame) for item in loaded]
     report = score_aligned(
         aligned,
         model_tag=tag,
@@ -215,13 +221,18 @@ def _task(
     return guessed, "inferred"
 
 
-def _align(item: _Loaded, head: str, horizon: int, persistence: bool) -> Aligned:
+def _align(item: _Loaded, head: str, horizon: int, persistence: bool, start_frame: int) -> Aligned:
     if head == "many_to_one":
         return align_many_to_one(
             item.sequence_id, item.outputs, item.labels, per_sequence=item.per_sequence
         )
     return align_many_to_many(
-        item.sequence_id, item.outputs, item.labels, horizon=horizon, persistence=persistence
+        item.sequence_id,
+        item.outputs,
+        item.labels,
+        horizon=horizon,
+        persistence=persistence,
+        start_frame=start_frame,
     )
 
 

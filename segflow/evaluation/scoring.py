@@ -219,6 +219,7 @@ def _sequence_score(
         past_end=aligned.past_end,
         no_prediction=aligned.no_prediction,
         no_history=aligned.no_history,
+        before_start=aligned.before_start,
         metric=metric,
         model=model,
         baseline=base,
@@ -238,11 +239,13 @@ def _counts(aligned: Sequence[Aligned]) -> RowCounts:
         past_end=sum(a.past_end for a in aligned),
         no_prediction=sum(a.no_prediction for a in aligned),
         no_history=sum(a.no_history for a in aligned),
+        before_start=sum(a.before_start for a in aligned),
     )
 
 
 def _describe(counts: RowCounts) -> str:
     return (
         f"{counts.unlabelled} unlabelled, {counts.past_end} past the end, "
-        f"{counts.no_prediction} without a prediction, {counts.no_history} without history"
+        f"{counts.no_prediction} without a prediction, {counts.no_history} without history, "
+        f"{counts.before_start} before the first frame scored"
     )

@@ -11,7 +11,7 @@ import pytest
 
 from segflow.config import EvaluateParams, SelectionConfig, StoreConfig
 from segflow.errors import ConfigError
-from segflow.evaluation import ClassificationScores, RegressionScores, evaluate
+from segflow.evaluation import ClassificationScores, RegressionScores, evaluate, sequence_table
 from storage.local import LocalStore
 from storage.predictions import PredictionMeta, PredictionRepository
 from storage.sequences import SequenceRepository
@@ -109,6 +109,31 @@ def test_windowed_forecast_regression_against_persistence(store: Store) -> None:
     assert isinstance(persistence.scores, RegressionScores)
     # label t (2, 3, 5, 8) for label t+1 (3, 5, 8, 13): errors 1, 2, 3, 5
     assert persistence.scores.mae == pytest.approx(11 / 4)
+
+
+def test_a_held_out_tail_is_scored_alone_with_history_from_before_it(store: Store) -> None:
+    labels = np.array([1.0, 2.0, 3.0, 5.0, 8.0, 13.0], dtype=np.float32)
+    store.add("w", labels)
+    store.predict("w", [2.0, 3.0, 4.0, 8.0, 13.0, 21.0], horizon=1)  # row t forecasts t + 1
+    report = evaluate(store.params(start_frame=4), task="regression")
+    counts = report.counts
+    # rows 0-2 forecast frames 1-3 (before frame 4), row 5 forecasts past the end
+    assert (counts.scored, counts.before_start, counts.past_end) == (2, 3, 1)
+    assert isinstance(report.model, RegressionScores) and report.model.mae == pytest.approx(0.0)
+    (persistence,) = report.baselines
+    assert isinstance(persistence.scores, RegressionScores)
+    # frames 4 and 5 (8, 13) against the labels of frames 3 and 4 (5, 8), known before the tail
+    assert persistence.scores.mae == pytest.approx(4.0)
+    (row,) = report.sequences
+    assert row.before_start == 3
+    assert "before start" in sequence_table(report).columns
+
+
+def test_a_start_frame_is_refused_for_many_to_one_predictions(store: Store) -> None:
+    store.add("s", np.array([[1]], dtype=np.int64), length=5, label_kind="per_sequence")
+    store.predict("s", np.array([[0.3]]), head="many_to_one")
+    with pytest.raises(ConfigError, match="`start_frame`, expected 0 for the many-to-one"):
+        evaluate(store.params(start_frame=2), task="binary")
 
 
 def test_refusals(store: Store) -> None:
