@@ -1,20 +1,21 @@
 """Forecasting weekly CO2 at Mauna Loa with segflow: stateful and windowed LSTMs vs persistence.
 
-The same with the command line (each command starts its own Prefect server, ~10 s, so this
-script calls the Python API instead; ``train.json`` selects the training pieces, which
-``segflow train`` has no option for)::
+The same with the command line (this script calls the same core functions directly, without
+Prefect; ``segflow server start`` first makes each command answer in about a second)::
 
-    python examples/forecast_co2.py --csv-only --workdir co2     # co2/*.csv and co2/train.json
+    python examples/forecast_co2.py --csv-only --workdir co2     # co2/*.csv
     segflow ingest co2/co2-train-*.csv co2/co2-full.csv --store co2/data --segment-length 52 \
         --timestamp-column timestamp --label-column co2
-    segflow train --store co2/data --checkpoints co2/ckpt --config co2/train.json \
+    segflow train --store co2/data --checkpoints co2/ckpt --pattern 'co2-train-*' \
         --model-tag stateful-h4 --inputs features_and_labels --horizon 4 \
-        --lanes 4 --segment-length 52 --epochs 20
-    segflow train --store co2/data --checkpoints co2/ckpt --config co2/train.json \
+        --lanes 4 --segment-length 52 --epochs 20 --learning-rate 0.01
+    segflow train --store co2/data --checkpoints co2/ckpt --pattern 'co2-train-*' \
         --model-tag windowed-h4 --inputs features_and_labels --horizon 4 \
-        --time-steps 52 --batch-size 32 --epochs 5
+        --time-steps 52 --batch-size 32 --epochs 5 --learning-rate 0.01
     segflow predict --store co2/data --checkpoints co2/ckpt --model-tag stateful-h4 \
         --id co2-full                  # inputs and horizon come from the model
+    segflow evaluate --store co2/data --checkpoints co2/ckpt --model-tag stateful-h4 \
+        --id co2-full --start-frame 1827   # the held-out weeks, against persistence
 
 Run it as ``python examples/forecast_co2.py [--quick] [--workdir DIR]``: about 80 s on
 2 CPU cores, under one with ``--quick`` (a few epochs: a smoke test, not a result).
@@ -31,9 +32,13 @@ December 2001, 2284 weeks, 59 of them missing), so nothing is downloaded. The wa
    a windowed one (a stateless LSTM on windows of 52 weeks), each one week and four weeks
    ahead, all with ``inputs=features_and_labels``: at week t the model sees the seasonal
    features and the CO2 of week t, and predicts the CO2 of week t+H;
-4. predict ``co2-full`` and score the held-out last 20% in ppm (forecasts whose target week is
-   held out and was observed) against persistence (the last known value) and a seasonal
-   naive forecast (the value 52 weeks before the target week).
+4. predict ``co2-full`` and score the held-out last 20% (the rows whose target week is held
+   out) with :func:`segflow.evaluation.evaluate` (``start_frame``: what ``segflow evaluate
+   --start-frame`` runs); its MAE, in the label's scaled units, is mapped back to ppm. The
+   baselines are computed here in ppm on the same weeks: persistence (the last known value)
+   and a seasonal naive forecast (the value 52 weeks before the target week). segflow
+   evaluate's own persistence row repeats the last known *label*, here the deviation from the
+   trend, so it carries the trend along: a slightly stronger baseline than plain persistence.
 
 Choices a real series forces:
 
@@ -41,10 +46,12 @@ Choices a real series forces:
   segflow feeds a missing (NaN) input as 0 so that it cannot poison the LSTM's state, and a
   NaN target takes no loss; but 0 here would mean "on the trend line", a poor guess. So the
   missing weeks carry the last observed value forward (causal: a forecast made at week t uses
-  nothing after t) and ``observed`` tells the model which weeks were filled. Scores count
-  only weeks whose value was observed.
-- Scale. segflow does not normalize yet, so the script does, before writing the CSV, with
-  statistics of the training weeks only, and maps predictions back to ppm. CO2 keeps rising,
+  nothing after t) and ``observed`` tells the model which weeks were filled. Every held-out
+  week was observed (the 59 missing ones are all in the training part), so the scores are
+  on real values only.
+- Scale. segflow standardizes the input features, but learns a regression target as it is
+  stored; so the script scales the label before writing the CSV, with statistics of the
+  training weeks only, and maps predictions back to ppm. CO2 keeps rising,
   so a plain standardization puts the held-out weeks above every training value, where the
   LSTM's bounded state saturates (measured: the stateful one-week model then scores 1.46 ppm,
   3.6x persistence, against 0.45 ppm as it is done here). The label is therefore the
@@ -56,17 +63,21 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from segflow.evaluation import EvaluationReport
+
 from segflow.config import (
     CheckpointConfig,
+    EvaluateParams,
     PredictParams,
     Recipe,
     SelectionConfig,
@@ -169,6 +180,21 @@ class Score:
 
 
 @dataclass(frozen=True)
+class Forecast:
+    """One model's predictions of ``co2-full`` and segflow's evaluation of its held-out rows.
+
+    Attributes:
+        rows: The prediction rows, scaled: row t is the forecast made at week t.
+        weeks: The week each row is for (t + horizon).
+        report: :func:`segflow.evaluation.evaluate` on the rows for held-out weeks.
+    """
+
+    rows: np.ndarray
+    weeks: np.ndarray
+    report: EvaluationReport
+
+
+@dataclass(frozen=True)
 class ForecastResult:
     """What :func:`run` produced: the table rows, the predictions in ppm, where files are."""
 
@@ -220,7 +246,7 @@ def write_csv(path: Path, series: Series, scale: Scale, rows: range) -> None:
 
 
 def write_inputs(workdir: Path, series: Series) -> tuple[Scale, list[Path]]:
-    """Write every sequence's CSV (see :func:`parts`) and the CLI's ``train.json``.
+    """Write every sequence's CSV (see :func:`parts`).
 
     Returns:
         The scale fitted on the training weeks, and the CSV files.
@@ -231,8 +257,6 @@ def write_inputs(workdir: Path, series: Series) -> tuple[Scale, list[Path]]:
     for name, rows in parts(series):
         paths.append(workdir / f"{name}.csv")
         write_csv(paths[-1], series, scale, rows)
-    config = {"selection": {"ids": TRAIN_IDS}, "learning_rate": LEARNING_RATE}
-    (workdir / "train.json").write_text(json.dumps(config, indent=2) + "\n")
     return scale, paths
 
 
@@ -272,27 +296,21 @@ def model_specs(quick: bool) -> list[ModelSpec]:
     ]
 
 
-def train_and_predict(
-    spec: ModelSpec, store: StoreConfig, workdir: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train ``spec`` on the training pieces, predict ``co2-full``.
+def train_and_predict(spec: ModelSpec, store: StoreConfig, workdir: Path, start: int) -> Forecast:
+    """Train ``spec`` on the training pieces, predict ``co2-full``, evaluate its held-out rows.
 
     The model is the one segflow infers from the data and the recipe (one LSTM layer of 32
-    units, a regression head), as ``segflow train`` would build it.
-
-    Returns:
-        The prediction rows (scaled) and the week each is for: row t is the forecast made
-        at week t for week t + horizon.
+    units, a regression head), as ``segflow train`` would build it. ``start`` is the first
+    held-out week: the evaluation scores the rows whose target week is ``start`` or later.
     """
+    from segflow.evaluation import evaluate
     from segflow.predicting import predict
     from segflow.training import train
     from storage.predictions import PredictionRepository
-    from storage.sequences import SequenceRepository
     from storage.urls import open_store
 
     checkpoints = CheckpointConfig(url=str(workdir / "ckpt"), every_steps=1000)
     stream = StreamConfig(lanes=spec.lanes, segment_length=spec.segment_length)
-    repo = SequenceRepository(open_store(store.url))
     train(
         TrainParams(
             store=store,
@@ -305,49 +323,77 @@ def train_and_predict(
             recipe=spec.recipe,
         )
     )
+    held_out = SelectionConfig(ids=["co2-full"])
     predict(
         PredictParams(
             store=store,
-            selection=SelectionConfig(ids=["co2-full"]),
+            selection=held_out,
             checkpoints=checkpoints,
             model_tag=spec.tag,
             stream=stream,
         )
     )
-    predictions = PredictionRepository(repo.store)
+    report = evaluate(
+        EvaluateParams(store=store, selection=held_out, model_tag=spec.tag, start_frame=start),
+        checkpoints=checkpoints,
+    )
+    predictions = PredictionRepository(open_store(store.url))
     rows = predictions.read(spec.tag, "co2-full")[:, 0]
-    return rows, predictions.meta(spec.tag, "co2-full").target_frames(len(rows))
+    return Forecast(rows, predictions.meta(spec.tag, "co2-full").target_frames(len(rows)), report)
 
 
-def mae(truth: np.ndarray, forecast: np.ndarray) -> float:
-    """Mean absolute error (scikit-learn's when it is installed)."""
-    try:
-        from sklearn.metrics import mean_absolute_error
-    except ImportError:
-        return float(np.mean(np.abs(truth - forecast)))
-    return float(mean_absolute_error(truth, forecast))
+def model_mae(report: EvaluationReport, scale: Scale) -> float:
+    """The model's MAE in ppm from segflow's report in the label's units.
+
+    The label is a deviation from the trend divided by ``scale.std``; forecast and truth are
+    both for the target week, where the trend is the same, so errors scale by ``std`` alone.
+    """
+    from segflow.evaluation import RegressionScores
+
+    if not isinstance(report.model, RegressionScores):
+        raise TypeError(f"Expected regression scores for {report.model_tag!r}, got {report.task}")
+    return report.model.mae * scale.std
 
 
-def score(series: Series, horizon: int, forecasts: dict[str, np.ndarray]) -> list[Score]:
+def score(
+    series: Series, scale: Scale, horizon: int, reports: dict[str, EvaluationReport]
+) -> list[Score]:
     """Score forecasts made ``horizon`` weeks ahead on the held-out observed weeks.
 
-    ``forecasts`` maps a model name to rows in ppm, row t forecasting week t + horizon.
-    Persistence and the seasonal naive forecast are added here.
+    ``reports`` maps a model name to segflow's evaluation of its held-out rows; persistence
+    and the seasonal naive forecast are computed here, in ppm, on the same weeks.
+
+    Raises:
+        RuntimeError: If segflow scored other weeks than the held-out observed ones (a
+            forecast misaligned with its target week).
     """
     targets = np.arange(series.train_rows, len(series.raw))
     targets = targets[np.isfinite(series.raw[targets])]
     truth = series.raw[targets]
     persistence = series.filled[targets - horizon]
     baselines = {
-        "persistence": persistence,
-        f"seasonal naive (week t+{horizon}-{SEASON})": series.filled[targets - SEASON],
+        "persistence": mae(truth, persistence),
+        f"seasonal naive (week t+{horizon}-{SEASON})": mae(truth, series.filled[targets - SEASON]),
     }
-    chosen = {name: rows[targets - horizon] for name, rows in forecasts.items()}
-    reference = mae(truth, persistence)
+    for name, report in reports.items():
+        if report.counts.scored != len(targets):
+            raise RuntimeError(
+                f"segflow scored {report.counts.scored} rows of {name} at horizon {horizon}, "
+                f"expected the {len(targets)} held-out observed weeks"
+            )
+    models = {name: model_mae(report, scale) for name, report in reports.items()}
+    reference = baselines["persistence"]
     return [
-        Score(name, horizon, mae(truth, values), reference, len(targets))
-        for name, values in {**baselines, **chosen}.items()
+        Score(name, horizon, value, reference, len(targets))
+        for name, value in {**baselines, **models}.items()
     ]
+
+
+def mae(truth: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute error, scikit-learn's (what segflow evaluate uses)."""
+    from sklearn.metrics import mean_absolute_error
+
+    return float(mean_absolute_error(truth, forecast))
 
 
 def table(scores: Sequence[Score]) -> str:
@@ -378,13 +424,12 @@ def run(workdir: Path, *, quick: bool = False) -> ForecastResult:
     scores: list[Score] = []
     specs = model_specs(quick)
     for horizon in sorted({s.recipe.horizon for s in specs}):
-        chosen = {}
+        reports = {}
         for spec in (s for s in specs if s.recipe.horizon == horizon):
-            scaled, weeks = train_and_predict(spec, store, workdir)
-            rows = scale.decode(scaled, weeks)
-            predictions[spec.tag] = rows
-            chosen[spec.kind] = rows
-        scores += score(series, horizon, chosen)
+            forecast = train_and_predict(spec, store, workdir, series.train_rows)
+            predictions[spec.tag] = scale.decode(forecast.rows, forecast.weeks)
+            reports[spec.kind] = forecast.report
+        scores += score(series, scale, horizon, reports)
     return ForecastResult(tuple(scores), predictions, workdir, time.perf_counter() - started)
 
 

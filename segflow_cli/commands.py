@@ -384,7 +384,7 @@ def predict(
         "frames": report.frames,
         "steps": report.steps,
         "resumed_from": report.resumed_from,
-        "seconds": report.seconds,
+        "seconds": f"{report.seconds:.2f}",
         "shards": len(report.shards) or None,
     }
     retried = ", ".join(s.name for s in report.shards if s.retried)
