@@ -14,11 +14,13 @@ Columns:
   are exact). Cells are numbers, ``yes``/``no`` or ``true``/``false`` (1/0), blanks
   (unlabelled: NaN) or class names (``rain``, ``sun``: class indices, the names sorted or in
   the order of ``class_names``; see :mod:`segflow.sources.classnames`).
-- ``feature_columns`` (default: every other column whose first value is numeric).
+- ``feature_columns`` (default: every other column whose first value is numeric or blank).
 
-A missing column, a ragged row or a non-numeric value raises
-:class:`~segflow.errors.SourceError` naming the file, the line and the column. Values such as
-``nan`` or ``inf`` parse as numbers; the ingest loop rejects them generically.
+A blank feature cell is a missing value, read as NaN, like ``nan`` itself: real recordings
+have gaps, and the model feeds a missing value as 0 after standardizing, that is as the
+feature's mean (:mod:`segflow.engine.standardize`). A missing column, a ragged row or a
+non-numeric value raises :class:`~segflow.errors.SourceError` naming the file, the line and
+the column. ``inf`` parses as a number; the ingest loop rejects it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ CSV_EXTENSIONS = (".csv", ".tsv")
 _TIMESTAMP_NAMES = ("timestamp", "time")
 _LABEL_NAMES = ("label",)
 _PROBE_ROWS = 1000
+
+
+def _is_blank(text: str) -> bool:
+    return not text.strip()
 
 
 def _is_number(text: str) -> bool:
@@ -180,7 +186,9 @@ class CsvSource(FingerprintedSource):
             features = [self._find(header, n, "feature") for n in self.feature_columns]
         else:
             skip = {timestamp, label}
-            features = [i for i, v in enumerate(first) if i not in skip and _is_number(v)]
+            features = [
+                i for i, v in enumerate(first) if i not in skip and (_is_number(v) or _is_blank(v))
+            ]
         if not features:
             raise SourceError(
                 f"CSV source {self.uri!r} has no numeric feature column; columns: {header}."
@@ -198,16 +206,22 @@ class CsvSource(FingerprintedSource):
     # -- conversion ------------------------------------------------------------------------
 
     def _numbers(self, block: _Rows, columns: _Columns, indices: Sequence[int]) -> np.ndarray:
-        """Convert the given columns of a block to float32 ``(rows, len(indices))``."""
+        """Convert the given columns of a block to float32 ``(rows, len(indices))``; blank
+        cells (missing values) become NaN."""
         try:
             return np.array([[r[i] for i in indices] for r in block.rows], dtype=np.float32)
+        except (ValueError, IndexError):
+            pass
+        try:  # a block with gaps: blanks as NaN
+            cells = [[r[i] if r[i].strip() else "nan" for i in indices] for r in block.rows]
+            return np.array(cells, dtype=np.float32)
         except (ValueError, IndexError):
             pass
         # Slow path, only on failure: find and name the first bad cell.
         for row, line in zip(block.rows, block.lines, strict=True):
             self._check_width(columns.header, row, line)
             for i in indices:
-                if not _is_number(row[i]):
+                if not (_is_number(row[i]) or _is_blank(row[i])):
                     raise SourceError(
                         f"CSV source {self.uri!r}, line {line}, column {columns.header[i]!r}: "
                         f"non-numeric value {row[i]!r}."

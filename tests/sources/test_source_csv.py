@@ -144,6 +144,26 @@ def test_nan_values_pass_through_for_the_ingest_loop_to_judge(tmp_path):
     assert np.isnan(next(CsvSource(path).blocks(4)).frames[1, 0])
 
 
+def test_blank_feature_cells_are_missing_values(tmp_path):
+    # As weather records have them: a sensor down for a day, in the first row too.
+    text = "date,pressure,rain_mm,label\n2020-01-01,,0.5,1\n2020-01-02,1013.2, ,0\n"
+    text += "2020-01-03,1009.8,2.0,\n"
+    source = CsvSource(_write(tmp_path / "w.csv", text), timestamp_column="date")
+    assert source.columns()["features"] == ["pressure", "rain_mm"]
+    (block,) = source.blocks(8)
+    np.testing.assert_array_equal(
+        np.isnan(block.frames), [[True, False], [False, True], [False, False]]
+    )
+    assert block.frames[2].tolist() == pytest.approx([1009.8, 2.0])
+    assert np.isnan(block.labels[2])  # a blank label: unlabelled
+
+
+def test_a_text_cell_in_a_gappy_block_is_still_named(tmp_path):
+    path = _write(tmp_path / "s.csv", "a,b\n1,\n2,oops\n")
+    with pytest.raises(SourceError, match=r"line 3.*column 'b'.*'oops'"):
+        list(CsvSource(path).blocks(8))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
