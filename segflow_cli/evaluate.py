@@ -99,7 +99,8 @@ def print_report(report: EvaluationReport, out: Console) -> None:
     from segflow.evaluation import class_table, sequence_table, summary_table
     from segflow.evaluation.report import describe_gaps
 
-    out.print(rich_table(summary_table(report)))
+    # Metrics as rows: ten metric columns do not fit an 80-column terminal.
+    out.print(rich_table(summary_table(report).transposed()))
     per_class = class_table(report)
     if per_class is not None:
         out.print(rich_table(per_class))

@@ -174,6 +174,21 @@ class TableData:
         """The rows as ``{column: value}`` dicts (a Prefect table artifact)."""
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
+    def transposed(self) -> TableData:
+        """Columns as rows: a table of many columns and few rows, readable in a terminal.
+
+        The first column's values name the new columns; the old column names head the rows.
+
+        >>> table = TableData("t", ("", "rows", "mae"), (("model", "3", "0.5"), ("zero", "3", "1")))
+        >>> table.transposed().columns, table.transposed().rows
+        (('', 'model', 'zero'), (('rows', '3', '3'), ('mae', '0.5', '1')))
+        """
+        columns = (self.columns[0], *(row[0] for row in self.rows))
+        rows = tuple(
+            (name, *(row[i] for row in self.rows)) for i, name in enumerate(self.columns) if i > 0
+        )
+        return TableData(self.title, columns, rows)
+
 
 def format_value(value: float | int | None) -> str:
     """A metric for a table cell: 4 decimals, integers as they are, ``-`` for none.

@@ -4,6 +4,7 @@ then the predictions are scored through the CLI (on a temporary Prefect server).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -93,5 +94,8 @@ def test_cli_evaluate_runs_the_flow(
     assert table.exit_code == 0, table.output
     assert "baseline: majority" in table.stdout and "seq-2" in table.stdout
     assert "inferred" in table.stdout
+    narrow = CliRunner().invoke(_app(), ["evaluate", "--store", data, "--model-tag", TAG])
+    # At 80 columns too, every metric is printed whole: metrics are the summary's rows.
+    assert re.search(r"balanced_accuracy\W+\d\.\d{4}\W+\d\.\d{4}", narrow.stdout), narrow.stdout
     bad = CliRunner().invoke(_app(), ["evaluate", "--store", data, "--model-tag", "nope"])
     assert bad.exit_code == 1 and "Nothing to evaluate" in bad.output
