@@ -126,7 +126,9 @@ def test_save_plots_keeps_names_inside_the_directory(tmp_path: Path) -> None:
     assert [p.relative_to(tmp_path).as_posix() for p in written] == ["out/escape.png", "out/a.png"]
 
 
-def test_cli_sends_an_absolute_plots_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[EvaluateParams]:
+    """The params ``segflow evaluate`` hands its flow (which does not run), in order."""
     seen: list[EvaluateParams] = []
 
     def run_flow(flow_fn: Any, params: EvaluateParams, name: str, *, expected: type) -> Any:
@@ -135,26 +137,24 @@ def test_cli_sends_an_absolute_plots_dir(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(evaluate_cli, "run_flow", run_flow)
     monkeypatch.setenv("SEGFLOW_SERVER_HOME", str(tmp_path))
+    return seen
+
+
+def test_cli_sends_an_absolute_plots_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: list[EvaluateParams]
+) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["evaluate", "--store", str(tmp_path / "d"), "--model-tag", TAG, "--plots-dir", "p"]
     CliRunner().invoke(app, args)
-    assert seen and seen[0].plots_dir == str(tmp_path.resolve() / "p")
+    assert sent and sent[0].plots_dir == str(tmp_path.resolve() / "p")
 
 
 def test_cli_start_frame_reaches_the_params_and_a_negative_one_is_a_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sent: list[EvaluateParams]
 ) -> None:
-    seen: list[EvaluateParams] = []
-
-    def run_flow(flow_fn: Any, params: EvaluateParams, name: str, *, expected: type) -> Any:
-        seen.append(params)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(evaluate_cli, "run_flow", run_flow)
-    monkeypatch.setenv("SEGFLOW_SERVER_HOME", str(tmp_path))
     args = ["evaluate", "--store", str(tmp_path / "d"), "--model-tag", TAG]
     CliRunner().invoke(app, [*args, "--start-frame", "1827"])
-    assert seen and seen[0].start_frame == 1827
+    assert sent and sent[0].start_frame == 1827
     refused = CliRunner().invoke(app, [*args, "--start-frame", "-1"])
     assert refused.exit_code != 0 and "start_frame" in refused.output
-    assert len(seen) == 1
+    assert len(sent) == 1
