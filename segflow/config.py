@@ -203,8 +203,10 @@ class WriteConfig(Frozen):
     )
     compression: Literal["auto", "lz4", "zstd", "none"] = Field(
         "auto",
-        description="Chunk compression: auto = blosc lz4 + bitshuffle for integer frames, "
-        "none for floats (they compress ~1.16x and decode on the streaming path).",
+        description="Chunk compression: auto = blosc lz4 for integer frames that a sample "
+        "shows lz4 shrinks at least 1.5x (smooth video, synthetic images), else none (noisy "
+        "camera frames and photos, lz4 saving 11-30% there at more CPU than decoding); none "
+        "for floats (they compress ~1.16x and decode on the streaming path).",
     )
     write_workers: int = Field(2, gt=0, description="Chunks encoded and written concurrently.")
     block_bytes: int = Field(

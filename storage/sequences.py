@@ -24,16 +24,15 @@ from typing import Any, Literal
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.core.array import AsyncArray
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.group import GroupMetadata
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.storage import StorePath
 
-from storage import codecs as _codecs  # noqa: F401  (threaded crc32c for every array)
 from storage.base import Store
 from storage.chunks import DirectChunks
+from storage.codecs import Compression, compressors_for, resolve_compression
 from storage.errors import (
     ConfigError,
     IncompleteSequenceError,
@@ -46,7 +45,6 @@ from storage.validation import validate_id
 LAYOUT_VERSION = 1
 SEQUENCES = "sequences"
 STAGING = "staging"
-Compression = Literal["auto", "lz4", "zstd", "none"]
 LabelKind = Literal["per_frame", "per_sequence"]
 
 _FRAME_DIMENSIONS = {
@@ -69,39 +67,6 @@ def frame_dimension_names(frame_shape: tuple[int, ...]) -> tuple[str, ...]:
     if names is None:
         names = tuple(f"dim_{i}" for i in range(len(frame_shape)))
     return ("time", *names)
-
-
-def resolve_compression(compression: Compression, dtype: Any) -> Compression:
-    """Pick the compression for ``auto`` by dtype, as measured on this project's data.
-
-    Blosc lz4 + bitshuffle shrinks integer frames (video, images) about 3x at little cost,
-    but float32 feature vectors only about 1.16x while their decode is what a streaming step
-    waits on; they are stored uncompressed.
-
-    >>> resolve_compression("auto", "uint8"), resolve_compression("auto", "float32")
-    ('lz4', 'none')
-    """
-    if compression != "auto":
-        return compression
-    return "none" if np.dtype(dtype).kind in "fc" else "lz4"
-
-
-def compressors_for(compression: Compression) -> list[Any]:
-    """Return the bytes-to-bytes codecs for ``compression``, always ending with a crc32c check.
-
-    Blosc lz4 with bitshuffle is the default: measured ~3x on smooth video and among the
-    fastest; zstd gained little on noisy frames. The crc32c codec detects a corrupted chunk
-    on read.
-    """
-    if compression == "lz4":
-        first: list[Any] = [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
-    elif compression == "zstd":
-        first = [ZstdCodec(level=3)]
-    elif compression == "none":
-        first = []
-    else:
-        raise ConfigError(f"Invalid compression {compression!r}: expected 'lz4', 'zstd' or 'none'.")
-    return [*first, Crc32cCodec()]
 
 
 def array_member(group: zarr.Group, name: str) -> zarr.Array:
@@ -485,7 +450,8 @@ def _create_arrays(
     per_frame_labels: bool,
     with_timestamps: bool,
 ) -> None:
-    compressors = compressors_for(resolve_compression(compression, dtype))
+    resolved = resolve_compression(compression, dtype)
+    compressors = compressors_for(resolved, dtype)
     _time_array(group, "frames", (0, *frame_shape), dtype, segment_length, compressors)
     if label_shape is not None:
         rows = 0 if per_frame_labels else 1
@@ -493,9 +459,11 @@ def _create_arrays(
         # One row for the whole sequence is not a time axis: xarray would refuse a "time"
         # of length 1 beside the frames' (conflicting sizes).
         first = "time" if per_frame_labels else "sequence"
-        _time_array(group, "labels", (rows, *label_shape), label_dtype, chunk, compressors, first)
+        codecs = compressors_for(resolved, label_dtype)
+        _time_array(group, "labels", (rows, *label_shape), label_dtype, chunk, codecs, first)
     if with_timestamps:
-        _time_array(group, "timestamps", (0,), "float64", segment_length, compressors)
+        codecs = compressors_for(resolved, "float64")
+        _time_array(group, "timestamps", (0,), "float64", segment_length, codecs)
 
 
 @functools.lru_cache(maxsize=64)

@@ -23,6 +23,7 @@ from storage.sequences import (
     SequenceMeta,
     SequenceRepository,
     array_member,
+    resolve_compression,
     sequence_path,
 )
 
@@ -229,10 +230,10 @@ def _execute(job: _Job) -> int:
         return _append(job)
     blocks: Iterator[FrameBlock] | None = None
     if plan.start == 0:
-        small, blocks = _whole_source(job)
+        small, first, blocks = _whole_source(job)
         if small is not None:
             return _write_whole(job, small)
-        _create(job)
+        _create(job, None if first is None else first.frames)
     meta = repo.meta(target, staging=plan.staging)
     try:
         total = _write_blocks(job, offset=0, blocks=blocks)
@@ -309,7 +310,8 @@ def _probe_meta(
     )
 
 
-def _create(job: _Job) -> None:
+def _create(job: _Job, sample: np.ndarray | None) -> None:
+    """Create the sequence's empty arrays, their compression chosen on ``sample`` frames."""
     probe, labels, write_config = job.probe, job.labels, job.write_config
     label_shape, label_dtype, label_kind = _label_layout(labels, probe)
     meta = _probe_meta(probe, write_config, label_kind, fingerprint=probe.fingerprint)
@@ -318,7 +320,7 @@ def _create(job: _Job) -> None:
         frame_shape=probe.frame_shape,
         dtype=probe.dtype,
         meta=meta,
-        compression=write_config.compression,
+        compression=resolve_compression(write_config.compression, probe.dtype, sample),
         label_shape=label_shape,
         label_dtype=label_dtype,
         with_timestamps=probe.has_timestamps,
@@ -339,16 +341,18 @@ def _label_layout(
     return None, None, None
 
 
-def _whole_source(job: _Job) -> tuple[FrameBlock | None, Iterator[FrameBlock]]:
+def _whole_source(
+    job: _Job,
+) -> tuple[FrameBlock | None, FrameBlock | None, Iterator[FrameBlock]]:
     """The source as one block if it is small (up to :data:`WHOLE_BYTES`), else None.
 
-    Either way also returns the blocks to write from frame 0, the ones already read included,
-    so a large source is read once.
+    Either way also returns the first block (None for an empty source) and the blocks to
+    write from frame 0, the ones already read included, so a large source is read once.
     """
     blocks = job.source.blocks(_block_frames(job.probe, job.write_config), start=0)
     first = next(blocks, None)
     if first is None or first.frames.nbytes > WHOLE_BYTES:
-        return None, itertools.chain(() if first is None else (first,), blocks)
+        return None, first, itertools.chain(() if first is None else (first,), blocks)
     # A copy: a source may reuse its block buffers for the next block.
     kept = FrameBlock(
         start=first.start,
@@ -358,8 +362,8 @@ def _whole_source(job: _Job) -> tuple[FrameBlock | None, Iterator[FrameBlock]]:
     )
     second = next(blocks, None)
     if second is None:
-        return kept, iter(())
-    return None, itertools.chain((kept, second), blocks)
+        return kept, kept, iter(())
+    return None, kept, itertools.chain((kept, second), blocks)
 
 
 def _write_whole(job: _Job, block: FrameBlock) -> int:
@@ -396,9 +400,8 @@ def _write_whole(job: _Job, block: FrameBlock) -> int:
         frames_written=total,
         sources=(record,),
     )
-    repo.write_whole(
-        target, arrays, meta=meta, compression=job.write_config.compression, staging=plan.staging
-    )
+    compression = resolve_compression(job.write_config.compression, probe.dtype, block.frames)
+    repo.write_whole(target, arrays, meta=meta, compression=compression, staging=plan.staging)
     if plan.staging:
         repo.promote(target)
     if job.on_frames is not None:

@@ -233,14 +233,57 @@ def test_a_source_rewritten_during_a_fresh_ingest_is_refused(tmp_path: Path, rep
         list(blocks)
 
 
+def smooth(n: int, shape=(6, 5, 3), dtype="uint8") -> np.ndarray:
+    """Frames lz4 shrinks many times over: a gradient that moves one step a frame."""
+    ramp = np.arange(int(np.prod(shape))).reshape(shape)
+    return np.stack([(ramp // 8 + t) % 200 for t in range(n)]).astype(dtype)
+
+
 @pytest.mark.parametrize(
-    "dtype, codecs", [("uint8", ["bytes", "blosc", "crc32c"]), ("float32", ["bytes", "crc32c"])]
+    "data, compression, codecs",
+    [
+        # integer frames lz4 shrinks well: blosc lz4, no shuffle for single bytes
+        (smooth(40, (16, 16, 3)), "auto", [("blosc", "lz4", "noshuffle"), "crc32c"]),
+        # 2-byte integers that shrink well: lz4 with bitshuffle, as before
+        (smooth(40, (16, 16, 3), "uint16"), "auto", [("blosc", "lz4", "bitshuffle"), "crc32c"]),
+        # noise (sensor noise, JPEG photos): lz4 saves too little, stored as is
+        (frames(40, (16, 16, 3)), "auto", ["crc32c"]),
+        # float feature vectors: never compressed by auto
+        (frames(9, (4,), "float32"), "auto", ["crc32c"]),
+        # asked for: lz4 even on noise
+        (frames(40, (16, 16, 3)), "lz4", [("blosc", "lz4", "noshuffle"), "crc32c"]),
+        (frames(9, (4,), "float32"), "zstd", ["zstd", "crc32c"]),
+    ],
 )
-def test_auto_compression_by_dtype(tmp_path: Path, repo, dtype: str, codecs: list[str]) -> None:
-    data = frames(9, shape=(4,), dtype=dtype)
-    ingest_source(save(tmp_path / "a.npy", data), repo, write_config=write())
+def test_compression_recorded_per_array(
+    tmp_path: Path, repo: SequenceRepository, data: np.ndarray, compression: str, codecs: list
+) -> None:
+    path = save(tmp_path / "a.npy", data)
+    config = write(compression=compression)
+    assert ingest_source(path, repo, write_config=config).status == "written"
     metadata = json.loads(repo.store.read_bytes("sequences/a/frames/zarr.json"))
-    assert [c["name"] for c in metadata["codecs"]] == codecs
+    recorded = [
+        (c["name"], c["configuration"]["cname"], c["configuration"]["shuffle"])
+        if c["name"] == "blosc"
+        else c["name"]
+        for c in metadata["codecs"][1:]  # after "bytes"
+    ]
+    assert recorded == codecs
+    np.testing.assert_array_equal(repo.frames("a")[: len(data)], data)  # bit-exact
+    assert ingest_source(path, repo, write_config=config).status == "skipped"  # unchanged
+
+
+def test_auto_compression_of_a_large_source_is_chosen_on_its_first_block(
+    tmp_path: Path, repo: SequenceRepository
+) -> None:
+    # Blocks are written by the writer (not in one go): the choice is made before the first.
+    data = np.concatenate([smooth(8, (16, 16, 3)), frames(24, (16, 16, 3))])
+    path = save(tmp_path / "a.npy", data)
+    result = ingest_source(path, repo, write_config=write())  # blocks of one segment
+    assert result.status == "written"
+    metadata = json.loads(repo.store.read_bytes("sequences/a/frames/zarr.json"))
+    assert [c["name"] for c in metadata["codecs"]] == ["bytes", "blosc", "crc32c"]
+    np.testing.assert_array_equal(repo.frames("a")[:32], data)
 
 
 def test_concurrent_first_writes_on_an_empty_store(tmp_path: Path) -> None:
