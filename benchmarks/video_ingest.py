@@ -1,6 +1,8 @@
 """Video ingest against PyAV decoding the same file alone, in MB/s of decoded frames.
 
-Run alone: ``python -m benchmarks.video_ingest [--quick] [--frames N] [--rounds N]``.
+Run alone: ``python -m benchmarks.video_ingest [--quick] [--frames N] [--rounds N]``;
+``--codecs`` instead prints each candidate codec's ratio and speed on four kinds of frames
+(the table in :func:`storage.codecs.compressors_for`).
 
 A realistic H.264 clip is generated first (1280x720, 132 frames by default, like the clip
 of issue 14): a textured scene panning under moving soft blobs, with per-frame sensor noise,
@@ -10,15 +12,20 @@ no H.264 encoder), so the decoded frames do not compress trivially. Then, in one
 * PyAV alone: open the file with codec threads (``thread_type = "AUTO"``, as segflow does)
   and turn every frame into an ``rgb24`` ndarray (``frame.to_ndarray``), nothing kept;
 * segflow's ingest core, :func:`segflow.ingest.run.ingest_source` (what the ingest task
-  calls per source), into a fresh local store with the default write options (blosc lz4 +
-  bitshuffle for uint8 frames), and again with ``compression="none"`` (reported, no goal:
-  it shows what the codec costs).
+  calls per source), into a fresh local store with the default write options (``auto``:
+  blosc lz4 for uint8 frames that lz4 shrinks at least 1.5x, else uncompressed; this clip's
+  frames shrink 1.18x, so they are stored uncompressed), and again with
+  ``compression="lz4"`` (reported, no goal: it shows what compressing costs).
 
 The two alternate for a few rounds (the file warm in the page cache) and the best of each is
 kept, so a noisy neighbour does not bias one side; the median of the per-round ratios is
-printed beside it. The process's CPU seconds (all threads) per run are reported too: busy
-neighbours distort them less than wall time, and on a small machine they bound what overlap
-can reach (ingest also compresses, checksums and writes every byte).
+printed beside it. Each round's store is deleted once it is measured (untimed): kept, the
+stores grew the page cache by ~2 GB a run into memory this VM had never touched, whose first
+use cost the writes up to 2.5 s of kernel time per GB (against 0.3 s/GB for reused pages),
+more than decoding; a long-running machine's page cache reuses its pages. The process's CPU
+seconds (all threads) per run are reported too: busy neighbours distort them less than wall
+time, and on a small machine they bound what overlap can reach (ingest also checksums,
+writes and maybe compresses every byte).
 
 Goal: ingest MB/s >= 0.7 x PyAV decoding alone (issue 14).
 """
@@ -27,13 +34,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -113,11 +121,102 @@ def segflow_ingest(path: Path, root: Path, compression: Compression = "auto") ->
     return result.bytes
 
 
-def timed(run: Callable[[], int]) -> tuple[int, float, float]:
-    """``(bytes, wall seconds, CPU seconds of the whole process)`` of one call."""
+#: Blosc codecs compared by ``--codecs`` (numcodecs' arguments), and zarr's plain zstd.
+CODECS: dict[str, dict[str, Any]] = {
+    "lz4 bitshuffle (before)": {"cname": "lz4", "clevel": 5, "shuffle": 2},
+    "lz4 no shuffle (now)": {"cname": "lz4", "clevel": 5, "shuffle": 0},
+    "lz4 byte shuffle": {"cname": "lz4", "clevel": 5, "shuffle": 1},
+    "lz4 level 1": {"cname": "lz4", "clevel": 1, "shuffle": 0},
+    "lz4 level 9": {"cname": "lz4", "clevel": 9, "shuffle": 0},
+    "blosclz": {"cname": "blosclz", "clevel": 5, "shuffle": 0},
+    "blosc zstd 1": {"cname": "zstd", "clevel": 1, "shuffle": 0},
+    "zstd 1": {"level": 1},
+    "zstd 3 (--compression zstd)": {"level": 3},
+}
+
+
+def codec_samples(work: Path, clip: Path) -> dict[str, np.ndarray]:
+    """uint8 frames of four kinds, as segflow's sources decode them."""
+    import matplotlib
+    from PIL import Image
+
+    from segflow.sources.discover import open_source
+    from segflow.synth import synth_image_folder, synth_videos
+
+    def frames(uri: str) -> np.ndarray:
+        return np.concatenate([b.frames.copy() for b in open_source(uri).blocks(16)])
+
+    [smooth] = synth_videos(work / "smooth", count=1, frames=64, height=720, width=1280)
+    synth_image_folder(work / "images", frames=64, height=480, width=640)
+    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data/grace_hopper.jpg")
+    scene = np.asarray(photo.convert("RGB").resize((960, 1120)))
+    rng = np.random.default_rng(0)
+    (work / "photos").mkdir()
+    for t in range(64):  # a camera wandering over one photo, stored as JPEG
+        y, x = rng.integers(0, 1120 - 480), rng.integers(0, 960 - 640)
+        crop = Image.fromarray(scene[y : y + 480, x : x + 640])
+        crop.save(work / "photos" / f"p{t:03d}.jpg", quality=90)
+    return {
+        "noisy H.264 clip (the benchmark's)": frames(str(clip)),
+        "smooth synthetic video 720p": frames(smooth),
+        "image folder (synthetic PNG)": frames(str(work / "images")),
+        "photos (JPEG folder)": frames(str(work / "photos")),
+    }
+
+
+def codec_rows(frames: np.ndarray, *, chunk: int = 16) -> list[tuple[str, float, int, int]]:
+    """Per codec: ratio, encode and decode CPU MB/s (one thread) over ``chunk``-frame chunks."""
+    import numcodecs.blosc
+    from numcodecs import Blosc, Zstd
+
+    numcodecs.blosc.use_threads = False  # as zarr sets it: one thread per chunk
+    chunks = [frames[i : i + chunk] for i in range(0, len(frames) - chunk + 1, chunk)]
+    raw = sum(c.nbytes for c in chunks) / 1e6
+    rows = []
+    for name, args in CODECS.items():
+        codec = Blosc(typesize=1, **args) if "cname" in args else Zstd(**args)
+        cpu = time.process_time()
+        encoded = [codec.encode(c) for c in chunks]
+        encode, cpu = time.process_time() - cpu, time.process_time()
+        for data in encoded:
+            codec.decode(data)
+        decode = time.process_time() - cpu
+        ratio = raw * 1e6 / sum(len(e) for e in encoded)
+        rows.append((name, round(ratio, 2), round(raw / encode), round(raw / decode)))
+    return rows
+
+
+def compare_codecs() -> int:
+    """Print each codec's ratio and speed on each kind of frames (no goal: evidence)."""
+    with tempfile.TemporaryDirectory(prefix="segflow-codecs-") as tmp:
+        work = Path(tmp)
+        make_clip(work / "clip.mp4", frames=132, height=720, width=1280)
+        samples = codec_samples(work, work / "clip.mp4")
+    print(f"load average {os.getloadavg()[0]:.2f}; CPU MB/s of uncompressed bytes, one thread")
+    for kind, frames in samples.items():
+        print(f"\n{kind}: {frames.shape}, {frames.nbytes / 1e6:.0f} MB")
+        for name, ratio, encode, decode in codec_rows(frames):
+            print(f"  {name:28} ratio {ratio:6.2f}  encode {encode:5} MB/s  decode {decode:5} MB/s")
+    return 0
+
+
+def timed(
+    run: Callable[[], int], *, then: Callable[[], object] = lambda: None
+) -> tuple[int, float, float]:
+    """``(bytes, wall seconds, CPU seconds of the whole process)`` of one call, then ``then()``."""
     wall, cpu = time.perf_counter(), time.process_time()
     nbytes = run()
-    return nbytes, time.perf_counter() - wall, time.process_time() - cpu
+    measured = nbytes, time.perf_counter() - wall, time.process_time() - cpu
+    then()
+    return measured
+
+
+def ingest_round(clip: Path, root: Path, compression: Compression) -> tuple[int, float, float]:
+    """One timed ingest into a fresh store at ``root``, deleted afterwards (untimed)."""
+    return timed(
+        lambda: segflow_ingest(clip, root, compression),
+        then=lambda: shutil.rmtree(root, ignore_errors=True),
+    )
 
 
 def main() -> int:
@@ -125,23 +224,26 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="A small clip, one round.")
     parser.add_argument("--frames", type=int, default=None, help="Clip frames (default 132).")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds.")
+    parser.add_argument(
+        "--codecs", action="store_true", help="Only compare codecs on four kinds of frames."
+    )
     args = parser.parse_args()
+    if args.codecs:
+        return compare_codecs()
     height, width = (360, 640) if args.quick else (720, 1280)
     frames = args.frames or (48 if args.quick else 132)
     rounds = 1 if args.quick else args.rounds
-    runs: dict[str, list[tuple[int, float, float]]] = {"decode": [], "ingest": [], "none": []}
+    runs: dict[str, list[tuple[int, float, float]]] = {"decode": [], "ingest": [], "lz4": []}
     with tempfile.TemporaryDirectory(prefix="segflow-video-ingest-") as tmp:
         work = Path(tmp)
         clip = work / "clip.mp4"
         codec = make_clip(clip, frames=frames, height=height, width=width)
         pyav_decode(clip)  # the file in the page cache, FFmpeg's first-use costs
-        segflow_ingest(clip, work / "warmup")  # imports and zarr's first use
-        for round_ in range(rounds):
-            runs["ingest"].append(timed(lambda r=round_: segflow_ingest(clip, work / f"s{r}")))
+        ingest_round(clip, work / "warmup", "auto")  # imports and zarr's first use
+        for _ in range(rounds):
+            runs["ingest"].append(ingest_round(clip, work / "store", "auto"))
             runs["decode"].append(timed(lambda: pyav_decode(clip)))
-            runs["none"].append(
-                timed(lambda r=round_: segflow_ingest(clip, work / f"n{r}", "none"))
-            )
+            runs["lz4"].append(ingest_round(clip, work / "store", "lz4"))
     return report(runs, codec=codec, frames=frames, shape=(height, width), rounds=rounds)
 
 
@@ -167,10 +269,10 @@ def report(
     ceiling = best["decode"] / max(best["decode"], cpu["ingest"] / cores)
     rows = [
         [name, best[name], rate[name], rate[name] / rate["decode"], cpu[name], cpu[name] / gb]
-        for name in ("decode", "ingest", "none")
+        for name in ("decode", "ingest", "lz4")
     ]
     rows[0][0], rows[1][0] = "PyAV decode alone", "segflow ingest_source"
-    rows[2][0] = "  same, compression none"
+    rows[2][0] = "  same, compression lz4"
     return finish(
         "video_ingest",
         {
