@@ -162,3 +162,41 @@ def test_ingested_clip_equals_pyav_decoding(noisy_clip: Path, tmp_path: Path) ->
     np.testing.assert_array_equal(repo.frames("clip")[:], expected)
     stamps = np.asarray(repo.group("clip")["timestamps"][:])
     assert stamps[0] == 0 and np.all(np.diff(stamps) > 0)
+
+
+@pytest.mark.parametrize("compression", ["lz4", "none"])
+@pytest.mark.parametrize("extra", [1, SEGMENT - 1])  # frames in the last, partial chunk
+def test_a_last_partial_chunk_is_stored_as_zarr_stores_it(
+    tmp_path: Path, frames: np.ndarray, compression: str, extra: int
+) -> None:
+    # The writer pads it with the fill value itself, without zarr's event loop: the bytes
+    # must still be exactly zarr's, so any Zarr reads the store.
+    data = frames[: 3 * SEGMENT + extra]
+    stores = {}
+    for name in ("writer", "zarr"):
+        store = LocalStore(tmp_path / name)
+        group = SequenceRepository(store).create(
+            "clip",
+            frame_shape=(6, 8, 3),
+            dtype="uint8",
+            meta=SequenceMeta(segment_length=SEGMENT),
+            compression=compression,  # type: ignore[arg-type]
+        )
+        if name == "zarr":
+            array = array_member(group, "frames")
+            array.resize(data.shape)
+            array[:] = data
+        else:
+            writer = BlockWriter(
+                store, group, offset=0, capacity_hint=None, workers=2, on_progress=lambda _: None
+            )
+            for block in _blocks(data):
+                writer.write(block, None, None)
+            writer.close(len(data))
+        stores[name] = store
+    keys = [k for k in stores["zarr"].list("sequences/clip/frames") if "/c." in k]
+    assert len(keys) == 4
+    for key in keys:
+        assert stores["writer"].read_bytes(key) == stores["zarr"].read_bytes(key), key
+    stored = array_member(SequenceRepository(stores["writer"]).group("clip"), "frames")
+    np.testing.assert_array_equal(stored[:], data)
