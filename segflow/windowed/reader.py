@@ -1,8 +1,9 @@
 """The window reader: the batches of a :class:`~segflow.windowed.plan.WindowPlan`, as arrays.
 
-The rows of a pool are read once (whole chunks, each chunk once, plus the ``N-1`` rows of
-history before each block) into one array, and every batch is cut from it by index: a window
-is never stored, so memory holds a pool of rows, not ``N`` times it.
+The rows of a pool are read once (whole chunks, each chunk once, copied straight into one
+array: the rows of the blocks it touches plus the ``N-1`` rows of history before each run of
+neighbouring blocks), and every batch is cut from it by index: a window is never stored, so
+memory holds a pool of rows, not ``N`` times it.
 
 Batches::
 
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from segflow.engine.chunks import ChunkSource, SequenceChunks, read_rows
+from segflow.engine.chunks import ChunkSource, SequenceChunks
 from segflow.errors import ConfigError
 from segflow.windowed.plan import Pool, WindowPlan, plan_windows
 from storage.validation import invalid_argument, require_non_negative_int, require_positive_int
@@ -27,6 +29,8 @@ __all__ = ["DEFAULT_POOL_BYTES", "PoolRows", "WindowReader"]
 
 #: Default bytes of rows a pool holds (what bounds the reader's memory, with its batches).
 DEFAULT_POOL_BYTES = 8 * 2**20
+#: Bytes a pool's arrays are aligned to (Eigen's largest alignment).
+ALIGNMENT = 64
 #: Blocks a default-sized pool spans, so that a pool mixes windows from several places.
 _BLOCKS_PER_POOL = 8
 
@@ -175,47 +179,101 @@ class WindowReader:
     def _read_pool(self, pool: Pool, skip_batches: int) -> PoolRows:
         keep = slice(skip_batches * self.batch_size, None)
         block_ids, row = pool.block[keep], pool.row[keep]
-        # One segment per block the pool touches: its windows' rows, plus N-1 rows before.
+        # The target rows each block the pool touches needs: [lo, hi) of its sequence.
         used, inverse = np.unique(block_ids, return_inverse=True)
         lo = np.full(len(used), np.iinfo(np.int64).max)
         hi = np.zeros(len(used), dtype=np.int64)
         np.minimum.at(lo, inverse, row)
         np.maximum.at(hi, inverse, row + 1)
+        sequence = np.array([self.plan.blocks[b].sequence for b in used], dtype=np.int64)
         history = self.time_steps - 1
-        frame_offsets = np.concatenate([[0], np.cumsum(hi - lo + history)[:-1]])
-        label_offsets = np.concatenate([[0], np.cumsum(hi - lo)[:-1]])
-        seqs = [self.sequences[self.plan.blocks[b].sequence] for b in used]
-        frames = _gather(
-            [(seq.frames, int(a) - history, int(b)) for seq, a, b in zip(seqs, lo, hi, strict=True)]
-        )
-        labels = _gather(
-            [(_labels(seq), int(a), int(b)) for seq, a, b in zip(seqs, lo, hi, strict=True)]
-        )
-        offset = row - lo[inverse]
+        # Input rows [lo - (N-1), hi) and targets [lo, hi) of each block, neighbouring
+        # blocks' ranges merged (``used`` is sorted: by sequence, then row).
+        sources = [s.frames for s in self.sequences]
+        frames, frame_at = _read_ranges(sources, sequence, lo - history, hi, self.dtype)
+        targets = [_labels(s) for s in self.sequences]
+        labels, label_at = _read_ranges(targets, sequence, lo, hi, np.dtype(np.float32))
         return PoolRows(
             first_batch=pool.first_batch + skip_batches,
             frames=frames,
-            labels=labels.astype(np.float32, copy=False),
-            starts=frame_offsets[inverse] + offset,
-            targets=label_offsets[inverse] + offset,
+            labels=labels,
+            starts=frame_at[inverse] + row - history,
+            targets=label_at[inverse] + row,
         )
 
 
-def _gather(ranges: list[tuple[ChunkSource, int, int]]) -> np.ndarray:
-    """Rows of every ``(source, start, stop)`` range, concatenated.
+def _read_ranges(
+    sources: list[ChunkSource],
+    sequence: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    dtype: np.dtype[Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[start[i], stop[i])`` of ``sources[sequence[i]]`` for every ``i``, in one array.
 
-    Ranges of one source share a chunk cache, so a chunk that neighbouring blocks both need
-    (a block's history lies in the chunk before it) is read once.
+    The ranges are sorted by sequence, then start. Ranges of a sequence that overlap or touch
+    are read once, as one run, and every chunk is copied straight into the result (of
+    ``dtype``): each chunk a pool needs is read once, and nothing but the result and one chunk
+    is held. The result is aligned for TensorFlow, which then uses it as it is (see
+    :func:`aligned_empty`).
+
+    Returns:
+        The rows, and per range ``i`` the offset ``o`` such that row ``r`` of its sequence is
+        at ``o + r`` in them.
     """
-    first = ranges[0][0]
-    out = np.empty((sum(b - a for _, a, b in ranges), *first.row_shape), dtype=first.dtype)
-    caches: dict[int, dict[int, np.ndarray]] = {}
-    at = 0
-    for source, start, stop in ranges:
-        cache = caches.setdefault(id(source), {})
-        out[at : at + stop - start] = read_rows(source, start, stop, cache)
-        at += stop - start
-    return out
+    runs: list[list[int]] = []  # [sequence, start, stop] of each run
+    for seq, a, b in zip(sequence.tolist(), start.tolist(), stop.tolist(), strict=True):
+        if runs and runs[-1][0] == seq and a <= runs[-1][2]:
+            runs[-1][2] = max(runs[-1][2], b)
+        else:
+            runs.append([seq, a, b])
+    shape = (sum(b - a for _, a, b in runs), *sources[0].row_shape)
+    out = aligned_empty(shape, dtype)
+    offsets = np.empty(len(sequence), dtype=np.int64)
+    at, i, last = 0, 0, (-1, -1, out[:0])  # the chunk read last: (sequence, index, rows)
+    for seq, a, b in runs:
+        while i < len(sequence) and sequence[i] == seq and start[i] < b:
+            offsets[i] = at - a
+            i += 1
+        last = _copy_rows(sources[seq], seq, a, b, out[at : at + b - a], last)
+        at += b - a
+    return out, offsets
+
+
+def _copy_rows(
+    source: ChunkSource,
+    seq: int,
+    start: int,
+    stop: int,
+    out: np.ndarray,
+    last: tuple[int, int, np.ndarray],
+) -> tuple[int, int, np.ndarray]:
+    """Copy rows ``[start, stop)`` of ``source`` into ``out`` chunk by chunk; return the last
+    chunk read (a next run of the same sequence may begin in it)."""
+    size = source.chunk_length
+    for index in range(start // size, (stop - 1) // size + 1):
+        if last[:2] != (seq, index):
+            last = (seq, index, source.read_chunk(index))
+        lo, hi = max(start, index * size), min(stop, (index + 1) * size)
+        out[lo - start : hi - start] = last[2][lo - index * size : hi - index * size]
+    return last
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """An uninitialised array whose data starts on a :data:`ALIGNMENT`-byte boundary.
+
+    A NumPy array handed to TensorFlow (a ``numpy_function``'s result) is used in place when
+    its data is aligned for Eigen, and copied whole when not; ``np.empty`` of a large array
+    starts 16 bytes into its pages.
+
+    >>> a = aligned_empty((3, 5), np.dtype(np.float32))
+    >>> a.shape, a.dtype, a.ctypes.data % ALIGNMENT, a.flags.c_contiguous
+    ((3, 5), dtype('float32'), 0, True)
+    """
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
+    skip = -raw.ctypes.data % ALIGNMENT
+    return raw[skip : skip + size].view(dtype).reshape(shape)
 
 
 def _labels(seq: SequenceChunks) -> ChunkSource:

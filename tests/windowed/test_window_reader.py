@@ -42,7 +42,7 @@ def read_all(reader, epoch, start_batch=0):
 
 
 @pytest.mark.parametrize(("inputs", "horizon"), CASES)
-@pytest.mark.parametrize("time_steps", [1, 4])
+@pytest.mark.parametrize("time_steps", [1, 4, 12])  # 12: a window's history spans 3 chunks
 def test_windows_and_targets_equal_the_oracle(inputs, horizon, time_steps):
     config = WindowConfig(time_steps=time_steps, inputs=inputs, horizon=horizon)
     data = tables()
@@ -109,22 +109,27 @@ def test_start_batch_is_the_suffix(start_batch):
         np.testing.assert_array_equal(a["labels"], b["labels"])
 
 
-def test_reads_whole_chunks_once_per_pool():
+@pytest.mark.parametrize("time_steps", [8, 40])  # history within one chunk; over 3 chunks
+def test_reads_whole_chunks_once_per_pool(time_steps):
     features, labels = realistic_table(400, 4, seed=5)
     frames = CountingChunks(ArrayChunks(features, 16))
     targets = CountingChunks(ArrayChunks(labels, 16))
     seq = SequenceChunks("s", frames, targets)
     reader = WindowReader(
-        [seq], time_steps=8, batch_size=10, pool_bytes=20 * 10 * 20, block_chunks=2
+        [seq], time_steps=time_steps, batch_size=10, pool_bytes=20 * 10 * 20, block_chunks=2
     )
     read: set[int] = set()
-    for rows in reader.iter_pools(epoch=1):
+    for index, rows in enumerate(reader.iter_pools(epoch=1)):
         # a pool's reads are done when it is yielded: each chunk it needs read once, whole
-        assert max(frames.reads.values()) == 1
+        assert max(frames.reads.values()) == 1 and max(targets.reads.values()) == 1
         read |= set(frames.reads)
         frames.reads.clear()
-        # it holds its windows' rows plus N-1 rows of history per block, not N rows a window
-        assert len(rows.frames) < 2 * len(rows.starts)
+        targets.reads.clear()
+        # it holds its windows' rows plus N-1 rows of history per block at most (neighbouring
+        # blocks share theirs), not N rows a window
+        blocks = len(np.unique(reader.plan.pool(1, index).block))
+        assert len(rows.frames) <= len(rows.starts) + (time_steps - 1) * blocks
+        assert len(rows.frames) < 2 * len(rows.starts) + time_steps
     assert reader.plan.num_pools >= 2 and read == set(range(25))
 
 
