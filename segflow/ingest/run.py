@@ -494,11 +494,13 @@ def _check_block(block: FrameBlock, probe: SourceProbe) -> None:
             f"Source {probe.uri!r}: frame {block.start} has shape {tuple(frames.shape[1:])}, "
             f"expected {tuple(probe.frame_shape)} like the first frame."
         )
-    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
-        bad = int(np.argwhere(~np.isfinite(frames.reshape(len(frames), -1)))[0][0])
+    # NaN is a missing value (a sensor down), stored as it is: the model feeds it as the
+    # feature's mean and leaves it out of the statistics. inf is no measurement at all.
+    if np.issubdtype(frames.dtype, np.floating) and np.isinf(frames).any():
+        bad = int(np.argwhere(np.isinf(frames.reshape(len(frames), -1)))[0][0])
         raise SourceError(
-            f"Source {probe.uri!r}: frame {block.start + bad} contains NaN or inf values; "
-            f"expected finite numbers."
+            f"Source {probe.uri!r}: frame {block.start + bad} contains inf values; "
+            f"expected finite numbers (NaN for a missing value)."
         )
 
 
