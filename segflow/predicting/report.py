@@ -6,6 +6,10 @@ A sharded run's report (:func:`merge_reports`) sums its shards' and keeps one
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,7 +17,14 @@ from typing import Any
 from segflow.predicting.plan import Action, PlanEntry
 from segflow.registry import LoadedModel
 
-__all__ = ["PredictReport", "SequenceReport", "ShardOutcome", "build_report", "merge_reports"]
+__all__ = [
+    "PredictReport",
+    "ProcessUsage",
+    "SequenceReport",
+    "ShardOutcome",
+    "build_report",
+    "merge_reports",
+]
 
 
 @dataclass(frozen=True)
@@ -55,9 +66,15 @@ class ShardOutcome:
         retried: Whether an earlier attempt had begun it (its worker died, or it failed and
             was retried): its lock or checkpoint was found, or the orchestrator said so.
         seconds: Wall-clock duration of its last attempt.
+        worker: Where its last attempt ran, ``<host>:<pid>`` (a Dask worker's process).
+        started: When its last attempt began, in seconds since the epoch (0: not recorded).
+        cpu_seconds: CPU time of that process during the attempt (all its threads).
+        threads: Threads of that process (native ones included) when the stream ended.
+        cores: Cores that process may run on (its CPU affinity).
 
-    >>> ShardOutcome(1, 2, 3, 120, 30, 10, True, 1.5).name
-    'shard-1-of-2'
+    >>> outcome = ShardOutcome(1, 2, 3, 120, 30, 10, True, 1.5, started=100.0)
+    >>> outcome.name, outcome.ended
+    ('shard-1-of-2', 101.5)
     """
 
     index: int
@@ -68,11 +85,66 @@ class ShardOutcome:
     resumed_from: int | None
     retried: bool
     seconds: float
+    worker: str = ""
+    started: float = 0.0
+    cpu_seconds: float = 0.0
+    threads: int = 0
+    cores: int = 0
 
     @property
     def name(self) -> str:
         """``shard-<index>-of-<count>``."""
         return f"shard-{self.index}-of-{self.count}"
+
+    @property
+    def ended(self) -> float:
+        """When its last attempt ended, in seconds since the epoch."""
+        return self.started + self.seconds
+
+
+@dataclass(frozen=True)
+class ProcessUsage:
+    """Where a run executes and what it has used so far: for a shard's placement and cost.
+
+    Attributes:
+        worker: ``<host>:<pid>`` of this process.
+        started: Seconds since the epoch when taken.
+        cpu: CPU seconds of this process (every thread) when taken.
+        cores: Cores this process may run on (its affinity: ``taskset`` pins a worker).
+
+    >>> usage = ProcessUsage.now()
+    >>> usage.worker.endswith(f":{os.getpid()}"), usage.cores >= 1
+    (True, True)
+    """
+
+    worker: str
+    started: float
+    cpu: float
+    cores: int
+
+    @classmethod
+    def now(cls) -> ProcessUsage:
+        """This process, now."""
+        getaffinity = getattr(os, "sched_getaffinity", None)
+        cores = len(getaffinity(0)) if getaffinity else os.cpu_count() or 1
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        return cls(worker, time.time(), time.process_time(), cores)
+
+    def cpu_since(self) -> float:
+        """CPU seconds this process used since :meth:`now` took this."""
+        return time.process_time() - self.cpu
+
+
+def process_threads() -> int:
+    """Threads of this process now, native ones (TensorFlow's, zarr's) included.
+
+    >>> process_threads() >= 1
+    True
+    """
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # no /proc (macOS): Python's threads only
+        return threading.active_count()
 
 
 @dataclass(frozen=True)

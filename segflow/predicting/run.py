@@ -25,7 +25,13 @@ from segflow.predicting.plan import (
     plan_key,
     resumable,
 )
-from segflow.predicting.report import PredictReport, ShardOutcome, build_report
+from segflow.predicting.report import (
+    PredictReport,
+    ProcessUsage,
+    ShardOutcome,
+    build_report,
+    process_threads,
+)
 from segflow.predicting.shards import Shard, shard_lock_name
 from segflow.progress import StepCallback
 from segflow.registry import LoadedModel, load_model, predict_run_key, shard_run_key
@@ -81,7 +87,7 @@ def predict(
         CheckpointError: No model for the tag, or a corrupt one.
         LockedError: Another run writes predictions for the tag.
     """
-    started = time.monotonic()
+    started, usage = time.monotonic(), ProcessUsage.now()
     tag = validate_id(params.model_tag, what="model tag")
     store = params.store.open()
     checkpoints = params.checkpoints.open()
@@ -102,6 +108,7 @@ def predict(
                 steps = stream_windows(run, repo, on_step)
             else:
                 steps = stream(run, reader, on_step) if reader is not None else 0
+            threads = process_threads()  # the writer's and the engine's still running
         finally:
             try:
                 run.writer.close()
@@ -115,12 +122,28 @@ def predict(
     if shard is None:
         return report
     retried = again or run.start_step > 0
-    return replace(report, shards=(outcome(shard, report, retried=retried),))
+    row = outcome(shard, report, retried=retried, usage=usage, threads=threads)
+    return replace(report, shards=(row,))
 
 
-def outcome(shard: Shard, report: PredictReport, *, retried: bool) -> ShardOutcome:
-    """The :class:`ShardOutcome` of ``shard`` whose run reported ``report``."""
-    return ShardOutcome(
+def outcome(
+    shard: Shard,
+    report: PredictReport,
+    *,
+    retried: bool,
+    usage: ProcessUsage | None = None,
+    threads: int = 0,
+) -> ShardOutcome:
+    """The :class:`ShardOutcome` of ``shard`` whose run reported ``report``.
+
+    Args:
+        shard: The shard.
+        report: Its run's report.
+        retried: Whether an earlier attempt had begun it.
+        usage: Taken when the run began (where it ran, when, the CPU used since).
+        threads: The process's threads when the stream ended.
+    """
+    row = ShardOutcome(
         index=shard.index,
         count=shard.count,
         sequences=len(report.sequences),
@@ -129,6 +152,16 @@ def outcome(shard: Shard, report: PredictReport, *, retried: bool) -> ShardOutco
         resumed_from=report.resumed_from,
         retried=retried,
         seconds=report.seconds,
+    )
+    if usage is None:
+        return row
+    return replace(
+        row,
+        worker=usage.worker,
+        started=usage.started,
+        cpu_seconds=usage.cpu_since(),
+        threads=threads,
+        cores=usage.cores,
     )
 
 

@@ -7,6 +7,7 @@ The oracle is the stateless copy of the model over each whole sequence at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ class Crash(Exception):
     """Stands for the process being killed."""
 
 
-def crash_at(step: int):
+def crash_at(step: int) -> Callable[[StepEvent], None]:
     """Crash once the step of index ``step`` is written (``step + 1`` steps done)."""
 
     def on_step(event: StepEvent) -> None:
@@ -434,7 +435,8 @@ def test_concurrent_run_is_refused(world: World) -> None:
         with pytest.raises(LockedError, match="other-run"):
             predict(world.params())
         assert world.preds.ids(TAG) == []
-        assert world.preds.read_lock(TAG)["owner"] == "other-run"  # the holder's, untouched
+        holder = world.preds.read_lock(TAG)
+        assert holder is not None and holder["owner"] == "other-run"  # the holder's, untouched
     assert world.preds.read_lock(TAG) is None
 
 

@@ -7,6 +7,9 @@ the shards, whose best balance the greedy plan must come within Graham's 4/3 bou
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +165,20 @@ def test_shards_run_at_once_and_equal_one_run(world: World, tmp_path: Path) -> N
         np.testing.assert_allclose(got[sid], want[sid], atol=1e-6, err_msg=sid)
     assert world.ckpt.list("runs") == [] and world.preds.read_lock(TAG) is None
     assert all(world.preds.meta(TAG, sid).flow_run_id == "flow-1" for sid in LENGTHS)
+
+
+def test_a_shard_says_where_it_ran_when_and_at_what_cost(world: World) -> None:
+    params = world.params()
+    before = time.time()
+    (shard,) = plan_prediction_shards(params, 1)
+    with hold_tag(params, "flow-1"):
+        (outcome,) = predict(params, run_id="flow-1", shard=shard).shards
+    assert outcome.worker == f"{socket.gethostname()}:{os.getpid()}"
+    assert outcome.cores == len(os.sched_getaffinity(0))
+    # The engine's step thread and the writer's threads were still running at the end.
+    assert outcome.threads >= 3
+    assert before <= outcome.started <= outcome.ended <= time.time()
+    assert outcome.cpu_seconds > 0
 
 
 class Crash(Exception):
