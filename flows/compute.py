@@ -7,11 +7,13 @@ scheduler at ``dask_address``, or starting a local cluster of ``dask_workers`` p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from segflow.config import DaskOptions
 
-__all__ = ["task_runner"]
+__all__ = ["cluster_workers", "placed_on", "task_runner"]
 
 
 def task_runner(options: DaskOptions, *, threads: int = 2) -> Any:
@@ -38,3 +40,38 @@ def task_runner(options: DaskOptions, *, threads: int = 2) -> Any:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=threads)
+
+
+def cluster_workers(runner: Any) -> list[str]:
+    """The addresses of the Dask workers behind ``runner``, sorted; [] when not on Dask.
+
+    ``runner`` is a started task runner (a flow's ``FlowRunContext.task_runner``).
+
+    >>> cluster_workers(None)
+    []
+    """
+    client = getattr(runner, "client", None)
+    if client is None:
+        return []
+    return sorted(client.scheduler_info(n_workers=-1)["workers"])
+
+
+@contextmanager
+def placed_on(worker: str | None) -> Iterator[None]:
+    """Tasks submitted to Dask within the block go to ``worker`` while it lives.
+
+    The restriction is loose (``allow_other_workers``): if ``worker`` dies, or is not in
+    the cluster, the scheduler runs the task on another worker. Without it, Dask may put
+    two coarse tasks on one worker while another is idle: it places a task by estimated
+    occupancy, which is wrong for a worker still busy (another run's task) or slow to start.
+
+    >>> with placed_on(None):
+    ...     pass
+    """
+    if worker is None:
+        yield
+        return
+    import dask
+
+    with dask.annotate(workers=[worker], allow_other_workers=True):
+        yield

@@ -3,10 +3,11 @@
 Without Dask options the whole pass is one task in this process. With them
 (``dask_address`` or ``dask_workers``), the selection is split into one shard per worker,
 balanced by frames, and each shard is one coarse task on the cluster (Prefect's Dask runner
-costs 100-400 ms a task: never one per sequence). This flow holds the tag's lock while the
-shards run; each shard is a durable run of its own, so a shard whose worker died is run again
-on another worker and resumes from its checkpoint. The report sums the shards and names the
-retried ones.
+costs 100-400 ms a task: never one per sequence), placed on a worker of its own
+(:func:`~flows.compute.placed_on`: elsewhere only if that worker is gone). This flow holds
+the tag's lock while the shards run; each shard is a durable run of its own, so a shard whose
+worker died is run again on another worker and resumes from its checkpoint. The report sums
+the shards, names the retried ones and says where each ran.
 
 Deploy or run by path: ``flows/predict.py:predict``.
 """
@@ -20,7 +21,7 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
 import flows  # noqa: F401  (flows are entry points: the package sets up the runtime)
-from flows.compute import task_runner
+from flows.compute import cluster_workers, placed_on, task_runner
 from segflow.config import PredictParams
 from segflow.predicting import PredictReport, hold_tag, merge_reports
 from tasks.predict import (
@@ -53,19 +54,14 @@ def predict(params: PredictParams) -> PredictReport:
 
 @flow(name="segflow-predict-shards")
 def predict_shards(params: PredictParams, run_id: str | None) -> list[PredictReport]:
-    """Plan one shard per worker of the flow's cluster; predict each as one task."""
-    shards = plan_shards_task(params, _workers(params))
-    owner = run_id or "segflow-predict"
-    futures = [predict_shard_task.submit(params, shard, owner) for shard in shards]
-    return [future.result() for future in futures]
-
-
-def _workers(params: PredictParams) -> int:
-    """Workers of the cluster the flow runs on (``dask_workers`` when it started it)."""
-    if params.dask_workers is not None:
-        return params.dask_workers
+    """Plan one shard per worker of the flow's cluster; predict each as one task there."""
     context = FlowRunContext.get()
-    client = getattr(context.task_runner, "client", None) if context else None
-    if client is None:
-        return 1
-    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    workers = cluster_workers(context.task_runner if context else None)
+    count = params.dask_workers or len(workers) or 1
+    shards = plan_shards_task(params, count)
+    owner = run_id or "segflow-predict"
+    futures = []
+    for shard in shards:
+        with placed_on(workers[shard.index % len(workers)] if workers else None):
+            futures.append(predict_shard_task.submit(params, shard, owner))
+    return [future.result() for future in futures]

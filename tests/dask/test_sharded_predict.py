@@ -139,6 +139,9 @@ def test_two_workers_equal_one_process(
     assert report.retried_shards == (), dask_cluster.log_tail()
     assert report.predicted == len(IDS) and report.frames == sum(LENGTHS)
     assert sorted(r.id for r in report.sequences) == sorted(IDS)
+    # One shard per worker: each placed on a worker of its own.
+    pids = [int(s.worker.rsplit(":", 1)[1]) for s in report.shards]
+    assert sorted(pids) == sorted(dask_cluster.workers), dask_cluster.log_tail()
     check_predictions(params, reference)
     # Each worker predicted a shard; the flow's own process predicted nothing.
     writers = {PredictionRepository(params.store.open()).meta(TAG, i).flow_run_id for i in IDS}
