@@ -4,14 +4,18 @@ Run alone: ``python -m benchmarks.windowed [--quick]``.
 
 - W1, windows/s: ``WindowEngine.train_step`` fed by the production window dataset
   (:func:`segflow.windowed.window_dataset`: pools of rows read from a Zarr store, windows cut
-  in the graph) against the same model and train step on prebuilt in-memory batches
-  (``sliding_window_view`` windows of the same arrays, copied into tensors: the compute
-  bound). 256 float32 features, LSTM 128, ``time_steps`` 32, batches of 64 windows; the same
-  number of steps each side. The store side is one live dataset iterated epoch after epoch
-  and timed a slice of steps at a time (the steady state of a long epoch; it may prefetch a
-  couple of batches while the memory side runs). Rounds alternate, the best of each side is
-  kept, after a warm-up that traces the step and brings the store's files into the page
-  cache. Goal >= 0.9.
+  in the graph) against the same model and train step on prebuilt in-memory batches of
+  windows drawn at random (``sliding_window_view`` of the same arrays, copied into tensors:
+  the compute bound). 256 float32 features, LSTM 128, ``time_steps`` 32, batches of 64
+  windows, shuffled on both sides; one process, so the same TensorFlow threads for both.
+  Each round trains :data:`W1_STEPS` steps a side (a few seconds); every store round is a
+  fresh epoch's dataset, built before the round and iterated inside it (its iterator, first
+  pool read and all), so nothing is read ahead while the memory side runs. The step is
+  traced first and the store's files are in the page cache (the input-only pass). Sides
+  alternate over :data:`W1_ROUNDS` rounds, the order flipping; the best of each is kept.
+  Beside the goal: CPU microseconds per window of each side (what load changes least), and
+  of the store's input alone (the tf.data pipeline iterated without training; its pools'
+  Python reads). Goal >= 0.9.
 - W2, peak RSS: a 1 GB float32 series (16 sequences of 2**16 rows x 256 features; 2**13
   rows each with ``--quick``) trained on windows of ``time_steps`` 64 (batches of 64,
   default pools) against streaming it statefully (``StreamingEngine`` + ``StepReader`` train
@@ -29,10 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,10 @@ RSS_TIME_STEPS = 64
 RSS_BATCH = 64
 RSS_UNITS = 16
 RSS_SEQUENCES = 16
+#: W1: optimizer steps per timed round (a few seconds of training each), and rounds per side.
+W1_STEPS = 150
+W1_ROUNDS = 5
+W1_STEPS_QUICK = 40
 #: Pools of an epoch the windowed run of W2 trains on.
 RSS_POOLS = 4
 SEQUENCE = "series"
@@ -72,28 +82,93 @@ def train_loop(engine: Any, batches: Any) -> int:
 
 
 def memory_batches(arrays: list[np.ndarray], labels: list[np.ndarray], steps: int) -> list[Any]:
-    """``steps`` batches of windows cut with ``sliding_window_view``, held as tensors."""
+    """``steps`` batches of ``BATCH`` windows drawn at random from all the windows of the
+    arrays (``sliding_window_view`` of each), each batch copied into tensors.
+
+    Only the batches are materialised, not every window of the arrays.
+    """
     import tensorflow as tf
     from numpy.lib.stride_tricks import sliding_window_view
 
-    windows = [np.moveaxis(sliding_window_view(a, TIME_STEPS, axis=0), -1, 1) for a in arrays]
-    targets = [y[TIME_STEPS - 1 :] for y in labels]
-    x, y = np.concatenate(windows), np.concatenate(targets)
-    order = np.random.default_rng(0).permutation(len(x))[: steps * BATCH]
+    views = [np.moveaxis(sliding_window_view(a, TIME_STEPS, axis=0), -1, 1) for a in arrays]
+    which = np.concatenate([np.full(len(v), i) for i, v in enumerate(views)])
+    where = np.concatenate([np.arange(len(v)) for v in views])
+    order = np.random.default_rng(0).permutation(len(which))[: steps * BATCH]
+    if len(order) < steps * BATCH:
+        raise ValueError(f"{steps} batches need {steps * BATCH} windows, got {len(order)}")
     out = []
     for lo in range(0, len(order), BATCH):
-        pick = np.sort(order[lo : lo + BATCH])
-        inputs = {
-            "frames": tf.convert_to_tensor(x[pick]),
-            "mask": tf.ones((len(pick), TIME_STEPS), tf.bool),
-        }
-        out.append((inputs, tf.convert_to_tensor(y[pick])))
+        pick = order[lo : lo + BATCH]
+        x = np.stack([views[which[k]][where[k]] for k in pick])
+        y = np.array([labels[which[k]][where[k] + TIME_STEPS - 1] for k in pick], np.float32)
+        inputs = {"frames": tf.convert_to_tensor(x), "mask": tf.ones(x.shape[:2], tf.bool)}
+        out.append((inputs, tf.convert_to_tensor(y)))
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process so far, every thread (TensorFlow's and tf.data's too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(run: Callable[[], int]) -> dict[str, float]:
+    """Wall and CPU seconds of one call of ``run``, the windows it trained, the load after."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    windows = run()
+    return {
+        "wall": time.perf_counter() - wall,
+        "cpu": cpu_seconds() - cpu,
+        "windows": windows,
+        "load": os.getloadavg()[0],
+    }
+
+
+def alternate_rounds(
+    rounds: int, runs: dict[str, Callable[[int], int]]
+) -> dict[str, list[dict[str, float]]]:
+    """Every round of each run (``run(round)`` returns the windows trained); the runs take
+    turns, the order flipping every round so neither always follows the other."""
+    out: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+    names = list(runs)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            out[name].append(measured(lambda: runs[name](round_)))  # noqa: B023
+    return out
+
+
+def best(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Best windows/s and best (least) CPU seconds per window over the rounds."""
+    return {
+        "windows_per_s": max(r["windows"] / r["wall"] for r in rounds),
+        "cpu_us_per_window": min(r["cpu"] / r["windows"] for r in rounds) * 1e6,
+    }
+
+
+def input_cost(reader: Any, epochs: int) -> dict[str, float]:
+    """CPU microseconds per window of the store side's input alone, best of ``epochs``:
+    the whole tf.data pipeline iterated without training, and its Python part (the pools'
+    reads)."""
+    from segflow.windowed import window_dataset
+
+    pipeline, pools = float("inf"), float("inf")
+    for epoch in range(epochs):
+        dataset = window_dataset(reader, epoch=100 + epoch)
+        started = cpu_seconds()
+        windows = sum(int(labels.shape[0]) for _, labels in dataset)
+        pipeline = min(pipeline, (cpu_seconds() - started) / windows * 1e6)
+        started = cpu_seconds()
+        for _ in reader.iter_pools(100 + epoch):
+            pass
+        pools = min(pools, (cpu_seconds() - started) / windows * 1e6)
+    return {"pipeline_cpu_us_per_window": pipeline, "pool_reads_cpu_us_per_window": pools}
+
+
 def run_w1(root: Path, quick: bool) -> dict[str, Any]:
-    """W1: the window dataset from the store against prebuilt tensors, same steps."""
-    from benchmarks.streaming import alternate, write_set
+    """W1: the window dataset from the store against prebuilt tensors, alternating rounds."""
+    import tensorflow as tf
+
+    from benchmarks.streaming import write_set
     from segflow.engine.chunks import open_sequence
     from segflow.engine.model import ModelConfig
     from segflow.windowed import WindowEngine, WindowReader, window_dataset
@@ -103,33 +178,48 @@ def run_w1(root: Path, quick: bool) -> dict[str, Any]:
     arrays = [np.cumsum(rng.standard_normal((n, FEATURES), np.float32) * 0.1, 0) for n in lengths]
     labels = [np.tanh(a[:, :4].sum(axis=1)).astype(np.float32) for a in arrays]
     repo, ids = write_set(root, "w1", arrays, labels, chunk=128)
-    steps = 20 if quick else 60
-    rounds = 2 if quick else 4
+    steps, rounds = (W1_STEPS_QUICK, 2) if quick else (W1_STEPS, W1_ROUNDS)
     config = ModelConfig(frame_shape=(FEATURES,), lstm_units=[UNITS], head="many_to_one")
     engine = WindowEngine(config, time_steps=TIME_STEPS, batch_size=BATCH)
     sequences = [open_sequence(repo, sid, with_labels=True) for sid in ids]
     reader = WindowReader(sequences, time_steps=TIME_STEPS, batch_size=BATCH, seed=0)
+    if reader.num_batches <= steps:
+        raise ValueError(f"{steps} steps a round need more batches than {reader.num_batches}")
     memory = memory_batches(arrays, labels, steps)
     del arrays, labels
-    # One live pipeline, epoch after epoch, timed a slice at a time: the steady state of a
-    # long epoch (a fresh dataset per run would time its first pool's read, once an epoch).
-    live = iter(window_dataset(reader, reshuffle_each_iteration=True).repeat())
-
-    def store() -> int:
-        return train_loop(engine, (next(live) for _ in range(steps)))
-
-    train_loop(engine, memory[:2])  # trace
-    store()  # warm the pipeline and the page cache
-    seconds = alternate(rounds, {"store": store, "memory": lambda: train_loop(engine, memory)})
-    windows = steps * BATCH
+    # Each store round is a fresh epoch's dataset, built (its functions traced) before the
+    # round and iterated inside it: the round pays for its iterator, its first pool's read
+    # and everything after; nothing is read ahead while the memory side runs.
+    datasets = [window_dataset(reader, epoch=r).take(steps) for r in range(rounds)]
+    train_loop(engine, memory[:2])  # trace the step (one trace serves every batch size)
+    cost = input_cost(reader, 2 if quick else 3)  # also brings the store into the page cache
+    runs = alternate_rounds(
+        rounds,
+        {
+            "store": lambda r: train_loop(engine, datasets[r]),
+            "memory": lambda r: train_loop(engine, memory),
+        },
+    )
+    store, mem = best(runs["store"]), best(runs["memory"])
     return {
         "sequences": len(ids),
         "windows_per_epoch": reader.num_windows,
-        "steps_timed": steps,
+        "steps_per_round": steps,
+        "rounds": rounds,
         "pool_batches": reader.plan.pool_batches,
-        "seconds": seconds,
-        "windows_per_s": {k: windows / s for k, s in seconds.items()},
-        "ratio_store_vs_memory": seconds["memory"] / seconds["store"],
+        "tf_threads": {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
+        "each_round": runs,
+        "store": store,
+        "memory": mem,
+        "input": cost,
+        "windows_per_s": {"store": store["windows_per_s"], "memory": mem["windows_per_s"]},
+        "ratio_store_vs_memory": store["windows_per_s"] / mem["windows_per_s"],
+        # CPU per window is what load changes least: the store side's cost beyond the step.
+        "cpu_ratio_memory_vs_store": mem["cpu_us_per_window"] / store["cpu_us_per_window"],
+        "input_share_of_step_cpu": cost["pipeline_cpu_us_per_window"] / mem["cpu_us_per_window"],
     }
 
 
@@ -260,6 +350,20 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
             w1["windows_per_s"]["memory"],
             w1["ratio_store_vs_memory"],
             str(STORE_VS_MEMORY),
+        ],
+        [
+            "W1 CPU us/window, store vs memory",
+            w1["store"]["cpu_us_per_window"],
+            w1["memory"]["cpu_us_per_window"],
+            w1["cpu_ratio_memory_vs_store"],
+            "-",
+        ],
+        [
+            "W1 store input alone CPU us/window (pool reads)",
+            w1["input"]["pipeline_cpu_us_per_window"],
+            w1["input"]["pool_reads_cpu_us_per_window"],
+            w1["input_share_of_step_cpu"],
+            "-",
         ],
         [
             f"W2 peak RSS MB, windowed vs stateful, {w2['gigabytes']:.2g} GB",
