@@ -81,7 +81,7 @@ def _archive(root: Path, *, broken: tuple[str, str] | None = None) -> dict[str, 
         for camera in ("cam1", "cam2", "cam3"):
             frames = rng.normal(size=(int(rng.integers(3, 12)), 4)).astype("float32")
             if (day, camera) == broken:
-                frames[1, 1] = np.nan
+                frames[1, 1] = np.inf  # refused (NaN is a missing value)
             np.save(root / day / f"{camera}.npy", frames)
             written.setdefault(camera, []).append(frames)
     return written

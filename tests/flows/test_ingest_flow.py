@@ -48,7 +48,7 @@ def test_flow_writes_summary_and_skips_on_rerun(tmp_path: Path) -> None:
 def test_flow_fails_on_bad_source_but_keeps_others(tmp_path: Path) -> None:
     _npy(tmp_path / "good.npy", 10)
     bad = np.ones((10, 4), dtype="float32")
-    bad[3, 2] = np.nan
+    bad[3, 2] = np.inf  # (NaN would be a missing value, stored)
     np.save(tmp_path / "bad.npy", bad)
     params = IngestParams(
         sources=[str(tmp_path / "good.npy"), str(tmp_path / "bad.npy")],
