@@ -387,7 +387,7 @@ def predict(
         "seconds": f"{report.seconds:.2f}",
         "shards": len(report.shards) or None,
     }
-    retried = ", ".join(s.name for s in report.shards if s.retried)
+    retried = report.retries
     console.print(
         f"predicted with [bold]{model_tag}[/]: "
         + ", ".join(f"{k} {v}" for k, v in counts.items() if v is not None)

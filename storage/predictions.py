@@ -438,9 +438,13 @@ class PredictionRepository:
         return group
 
     def _ensure_parents(self, model_tag: str) -> None:
-        for path in (PREDICTIONS, prediction_path(model_tag)):
-            if path not in self._known and not self.store.exists(f"{path}/zarr.json"):
-                zarr.open_group(self._zarr, path=path, mode="a")
+        # Each created only if absent, atomically (root first, as zarr does): shards of one
+        # tag start at once on different workers, and zarr's open_group(mode="a") fails in
+        # the one that loses the race.
+        for path in ("", PREDICTIONS, prediction_path(model_tag)):
+            if path not in self._known:
+                key = f"{path}/zarr.json" if path else "zarr.json"
+                self.store.create_exclusive(key, group_document({}))
             self._known.add(path)
 
 

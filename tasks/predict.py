@@ -28,6 +28,16 @@ def worker_models() -> ModelCache:
     return _MODELS
 
 
+#: Each shard's last failed attempt in this process, ``(run_id, shard index) -> error``:
+#: Prefect retries a failed task in the process it failed in, so its retry can say why.
+_FAILURES: dict[tuple[str, int], str] = {}
+
+
+def shard_failures() -> dict[tuple[str, int], str]:
+    """This process's record of failed shard attempts (reached like :func:`worker_models`)."""
+    return _FAILURES
+
+
 @task(name="predict", cache_policy=NO_CACHE, task_run_name="predict {params.model_tag}")
 def predict_task(params: PredictParams, run_id: str | None) -> PredictReport:
     """Predict (or resume, or continue) every selected sequence; return the report."""
@@ -62,17 +72,29 @@ def predict_shard_task(params: PredictParams, shard: Shard, run_id: str) -> Pred
     """
     # No progress artifact: a shard's API calls would make the Prefect server's load a
     # reason for the shard to fail; the flow reports each shard when it ends.
-    model = worker_models().get(params.checkpoints.open(), params.model_tag)
-    report = predict(params, run_id=run_id, shard=shard, model=model)
-    if task_run.run_count > 1:  # a retry after a failure that left no lock behind
-        report = replace(report, shards=tuple(replace(s, retried=True) for s in report.shards))
-    return report
+    failures, key = shard_failures(), (run_id, shard.index)
+    try:
+        model = worker_models().get(params.checkpoints.open(), params.model_tag)
+        report = predict(params, run_id=run_id, shard=shard, model=model)
+    except Exception as error:
+        failures[key] = f"attempt {task_run.run_count} failed: {type(error).__name__}: {error}"
+        raise
+    failed = failures.pop(key, "")
+    if task_run.run_count <= 1 and not failed:
+        return report
+    # A retry after a failure (which may have left no lock or checkpoint behind).
+    reason = failed or f"Prefect ran it {task_run.run_count} times"
+    shards = tuple(
+        replace(s, retried=True, retry_reason="; ".join(filter(None, (reason, s.retry_reason))))
+        for s in report.shards
+    )
+    return replace(report, shards=shards)
 
 
 @task(name="publish-predict-report", cache_policy=NO_CACHE)
 def publish_predict_report(report: PredictReport) -> None:
     """Publish one row per sequence (action, frames) as a table artifact."""
-    retried = ", ".join(s.name for s in report.shards if s.retried)
+    retried = report.retries
     sharded = f" in {len(report.shards)} shards" if report.shards else ""
     create_table_artifact(
         key=artifact_key("predict", report.model_tag),

@@ -65,6 +65,7 @@ class ShardOutcome:
         resumed_from: Step its last attempt resumed from (its checkpoint), or None.
         retried: Whether an earlier attempt had begun it (its worker died, or it failed and
             was retried): its lock or checkpoint was found, or the orchestrator said so.
+        retry_reason: Why, when retried: the earlier attempt's error, or what was found.
         seconds: Wall-clock duration of its last attempt.
         worker: Where its last attempt ran, ``<host>:<pid>`` (a Dask worker's process).
         started: When its last attempt began, in seconds since the epoch (0: not recorded).
@@ -85,6 +86,7 @@ class ShardOutcome:
     resumed_from: int | None
     retried: bool
     seconds: float
+    retry_reason: str = ""
     worker: str = ""
     started: float = 0.0
     cpu_seconds: float = 0.0
@@ -186,6 +188,16 @@ class PredictReport:
     def retried_shards(self) -> tuple[int, ...]:
         """Indexes of the shards that were retried (a worker lost, a failure retried)."""
         return tuple(s.index for s in self.shards if s.retried)
+
+    @property
+    def retries(self) -> str:
+        """The retried shards and why, for a summary line ("" when none was).
+
+        >>> row = ShardOutcome(0, 2, 1, 9, 3, None, True, 0.1, retry_reason="worker lost")
+        >>> PredictReport("t", "c", "h", 1, 0, 0, 9, 3, None, 0.1, shards=(row,)).retries
+        'shard-0-of-2 (worker lost)'
+        """
+        return "; ".join(f"{s.name} ({s.retry_reason})" for s in self.shards if s.retried)
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

@@ -121,16 +121,25 @@ def predict(
     )
     if shard is None:
         return report
-    retried = again or run.start_step > 0
-    row = outcome(shard, report, retried=retried, usage=usage, threads=threads)
+    reason = _retry_reason(lock_found=again, start_step=run.start_step)
+    row = outcome(shard, report, retry_reason=reason, usage=usage, threads=threads)
     return replace(report, shards=(row,))
+
+
+def _retry_reason(*, lock_found: bool, start_step: int) -> str:
+    """What showed that an earlier attempt of a shard had begun it ("" when nothing did)."""
+    if start_step > 0:
+        return f"resumed its checkpoint at step {start_step}"
+    if lock_found:
+        return "an earlier attempt's lock was found (its worker was lost, or it failed)"
+    return ""
 
 
 def outcome(
     shard: Shard,
     report: PredictReport,
     *,
-    retried: bool,
+    retry_reason: str = "",
     usage: ProcessUsage | None = None,
     threads: int = 0,
 ) -> ShardOutcome:
@@ -139,7 +148,7 @@ def outcome(
     Args:
         shard: The shard.
         report: Its run's report.
-        retried: Whether an earlier attempt had begun it.
+        retry_reason: Why an earlier attempt had begun it ("": none had).
         usage: Taken when the run began (where it ran, when, the CPU used since).
         threads: The process's threads when the stream ended.
     """
@@ -150,8 +159,9 @@ def outcome(
         frames=report.frames,
         steps=report.steps,
         resumed_from=report.resumed_from,
-        retried=retried,
+        retried=bool(retry_reason),
         seconds=report.seconds,
+        retry_reason=retry_reason,
     )
     if usage is None:
         return row

@@ -136,7 +136,7 @@ def test_two_workers_equal_one_process(
     params = s3_params(dask_cluster.address)
     report = run_flow(params)
     assert [(s.index, s.count) for s in report.shards] == [(0, 2), (1, 2)]
-    assert report.retried_shards == (), dask_cluster.log_tail()
+    assert report.retried_shards == (), f"{report.retries}\n{dask_cluster.log_tail()}"
     assert report.predicted == len(IDS) and report.frames == sum(LENGTHS)
     assert sorted(r.id for r in report.sequences) == sorted(IDS)
     # One shard per worker: each placed on a worker of its own.
@@ -201,4 +201,5 @@ def test_a_worker_killed_mid_shard_is_survived(
     assert 0 in report.retried_shards
     (outcome,) = [s for s in report.shards if s.index == 0]
     assert outcome.resumed_from is not None and outcome.resumed_from > 0
+    assert outcome.retry_reason.startswith("resumed its checkpoint at step"), report.retries
     check_predictions(params, reference)

@@ -6,6 +6,8 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -189,3 +191,23 @@ def test_groups_are_browsable_with_zarr(repo: PredictionRepository) -> None:
     repo.create("t", "s", rows=3, meta=META)
     root = zarr.open_group(repo.store.zarr_store(read_only=True), mode="r")
     assert root["predictions/t/s/outputs"].shape == (3, 2)
+
+
+def test_writers_starting_at_once_share_the_tag_group(tmp_path) -> None:
+    # Shards of one tag start together on different workers, each with its own repository;
+    # each creates the tag's parent groups. Losing that race must not fail a writer.
+    store = LocalStore(tmp_path / "store")
+    writers = 8
+    for tag in ("t0", "t1", "t2", "t3", "t4"):
+        start = threading.Barrier(writers)
+
+        def write(i: int, tag: str = tag, start: threading.Barrier = start) -> None:
+            repo = PredictionRepository(store)
+            start.wait()
+            repo.create(tag, f"seq-{i}", rows=3, meta=META)
+
+        with ThreadPoolExecutor(writers) as pool:
+            list(pool.map(write, range(writers)))  # re-raises a writer's error
+        assert PredictionRepository(store).ids(tag) == sorted(f"seq-{i}" for i in range(writers))
+    root = zarr.open_group(store.zarr_store(read_only=True), mode="r")
+    assert sorted(root["predictions"].group_keys()) == ["t0", "t1", "t2", "t3", "t4"]

@@ -200,6 +200,7 @@ def test_a_retried_shard_resumes_its_own_checkpoint(world: World) -> None:
     again = predict(params, run_id="flow-2", shard=shards[0])
     (outcome,) = again.shards
     assert outcome.retried and outcome.resumed_from == 4 and outcome.index == 0
+    assert outcome.retry_reason == "resumed its checkpoint at step 4"
     want = {sid: world.oracle(sid) if n else np.zeros((0, 2)) for sid, n in LENGTHS.items()}
     assert_outputs_close(world.outputs(), want)
     assert world.ckpt.list("runs") == []
@@ -216,6 +217,7 @@ def test_an_earlier_attempts_lock_is_broken_only_for_the_same_run(world: World) 
         predict(params, run_id="flow-4", shard=shard)
     report = predict(params, run_id="flow-3", shard=shard)
     assert report.retried_shards == (0,) and report.shards[0].resumed_from is None
+    assert "lock was found" in report.retries
     assert world.preds.read_lock(lock) is None
 
 
