@@ -128,12 +128,13 @@ class DirectChunks:
                 f"Chunk {key!r} in store {store.url!r} could not be decoded: {exc}"
             ) from exc
 
-    def write(self, store: Store, index: int, rows: np.ndarray) -> None:
+    def write(self, store: Store, index: int, rows: np.ndarray, *, atomic: bool = False) -> None:
         """Encode ``rows`` (exactly one chunk of rows) and store them as time chunk ``index``.
 
         The array must already extend over the chunk (resize it first). Every chunk is
         written, including all-fill ones, as with ``write_empty_chunks=True``. The write is
-        not atomic (see :meth:`Store.write_chunk`): write only chunks no reader uses yet.
+        not atomic (see :meth:`Store.write_chunk`): write only chunks no reader uses yet, or
+        pass ``atomic=True`` to replace a chunk whole (:meth:`Store.write_bytes`).
 
         Raises:
             ValueError: If ``rows`` is not exactly one chunk of the array's shape and dtype
@@ -156,7 +157,10 @@ class DirectChunks:
         parts: list[Any] = [payload]
         if self._trailing_crc:
             parts.append(np.array([google_crc32c.value(payload)], dtype="<u4").tobytes())
-        store.write_chunk(self.key(index), parts)
+        if atomic:
+            store.write_bytes(self.key(index), b"".join(parts))
+        else:
+            store.write_chunk(self.key(index), parts)
 
     def _plain_layout_dtype(self) -> np.dtype[Any] | None:
         """The stored dtype if chunks are just the rows' bytes (+ crc32c), else None."""

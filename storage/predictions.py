@@ -5,7 +5,9 @@ Layout::
     <root>/predictions/<model_tag>/.lock            JSON, present while a run writes this tag
     <root>/predictions/<model_tag>/<id>/zarr.json   group; attrs.segflow = PredictionMeta fields
     <root>/predictions/<model_tag>/<id>/outputs     (T, outputs) float32, chunks (segment_length,
-                                                    outputs); (1, outputs) for many_to_one
+                                                    outputs): whole segments of the sequence,
+                                                    at least 256 KiB (see segflow's
+                                                    output_chunk); (1, outputs) many_to_one
     <root>/predictions/<model_tag>/<id>/target_times
                                                     (T,) float64, where the sequence has
                                                     timestamps: the time of the frame row t
@@ -97,7 +99,8 @@ class PredictionMeta:
             sequence whose records start with these is the same recording, continued.
         length: Frames whose predictions are durable.
         complete: Whether every frame of ``[0, length)`` is predicted and the state stored.
-        segment_length: Time chunk of ``outputs``.
+        segment_length: Time chunk of ``outputs`` (a multiple of the sequence's segment
+            length for predictions written since outputs chunks hold >= 256 KiB).
         head: ``many_to_many`` (one row per frame) or ``many_to_one`` (one row).
         outputs: Size of one prediction row.
         inputs: What the model saw at row t: ``features``, ``labels`` or

@@ -54,16 +54,17 @@ WRITE_THREADS = 4
 class RowBuffer:
     """A sequence's output rows not yet written; written whole chunks at a time.
 
-    Rows from a chunk boundary on are encoded and stored chunk by chunk with
-    :class:`~storage.chunks.DirectChunks`, on ``pool`` when given (the writes of several
-    lanes overlap each other and the model's next step); a write starting mid-chunk goes
-    through zarr (it keeps the chunk's earlier rows). :meth:`flush` returns only once every
-    write is stored.
+    Rows are encoded and stored chunk by chunk with :class:`~storage.chunks.DirectChunks`,
+    on ``pool`` when given (the writes of several lanes overlap each other and the model's
+    next step). A chunk that already holds durable rows (the rows before ``start``: written
+    by a checkpoint's flush, or by an earlier run of a continued sequence) is read, merged
+    and replaced atomically, so a crash mid-write never loses them; a chunk holding only new
+    rows is written in place. :meth:`flush` returns only once every write is stored.
 
     Args:
         array: The sequence's output array (rows along the first axis).
         start: First row not yet written.
-        chunk: Rows per time chunk of ``array``.
+        chunk: Rows per time chunk of ``array`` (its own chunks win if they differ).
         store: The store holding ``array``, for chunk writes without zarr (None: zarr only).
         pool: Where chunk writes run (None: in the calling thread).
     """
@@ -78,7 +79,7 @@ class RowBuffer:
     ) -> None:
         self.array = array
         self.start = start  # first row not yet written
-        self.chunk = chunk
+        self.chunk = int(array.chunks[0]) if getattr(array, "chunks", None) else chunk
         self.rows: list[np.ndarray] = []
         self.count = 0
         self.direct = DirectChunks.for_array(array) if store is not None else None
@@ -116,7 +117,7 @@ class RowBuffer:
     def _write(self, stop: int) -> None:
         data = np.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]
         n = stop - self.start
-        if self.direct is not None and self.start % self.chunk == 0:
+        if self.direct is not None:
             self._write_chunks(np.array(data[:n]))  # a copy: the caller's rows may change
         else:
             self.array[self.start : stop] = data[:n]
@@ -125,26 +126,32 @@ class RowBuffer:
         self.start = stop
 
     def _write_chunks(self, data: np.ndarray) -> None:
-        """Store ``data`` from the chunk boundary ``self.start``, chunk by chunk."""
+        """Store ``data`` from row ``self.start`` on, chunk by chunk."""
         assert self.direct is not None and self.store is not None
-        direct, store, size = self.direct, self.store, self.chunk
-        length = int(self.array.shape[0])
-        for begin in range(0, len(data), size):
-            rows = data[begin : begin + size]
-            if len(rows) < size:  # zarr keeps the fill value in the rest of the chunk
-                if self.start + begin + len(rows) < length:
-                    # More rows follow in this chunk later: zarr keeps whichever arrive.
-                    self.array[self.start + begin : self.start + begin + len(rows)] = rows
-                    continue
-                pad = np.full(
-                    (size - len(rows), *rows.shape[1:]), self.array.fill_value, rows.dtype
-                )
-                rows = np.concatenate([rows, pad])
-            index = (self.start + begin) // size
-            if self.pool is None:
-                direct.write(store, index, rows)
+        size, start = self.chunk, self.start
+        position, end = start, start + len(data)
+        while position < end:
+            index, offset = divmod(position, size)
+            stop = min(end, (index + 1) * size)
+            rows = data[position - start : stop - start]
+            if offset:  # durable rows before ours in this chunk: merge, replace atomically
+                self.wait()  # an earlier write of this chunk may still be in flight
+                merged = np.array(self.direct.read(self.store, index))  # a writable copy
+                merged[offset : offset + len(rows)] = rows
+                self.direct.write(self.store, index, merged, atomic=True)
             else:
-                self.pending.append(self.pool.submit(direct.write, store, index, rows))
+                if len(rows) < size:  # the fill value in the rest, as zarr writes it
+                    pad = np.full((size - len(rows), *rows.shape[1:]), self.array.fill_value)
+                    rows = np.concatenate([rows, pad.astype(rows.dtype)])
+                self._submit(index, rows)
+            position = stop
+
+    def _submit(self, index: int, rows: np.ndarray) -> None:
+        assert self.direct is not None and self.store is not None
+        if self.pool is None:
+            self.direct.write(self.store, index, rows)
+        else:
+            self.pending.append(self.pool.submit(self.direct.write, self.store, index, rows))
 
 
 class PredictionWriter:

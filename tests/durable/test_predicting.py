@@ -33,7 +33,7 @@ from segflow.errors import (
     InvalidIdError,
     LockedError,
 )
-from segflow.predicting import predict
+from segflow.predicting import plan, predict
 from segflow.progress import StepEvent
 from segflow.registry import export_model, predict_run_key, train_run_key
 from storage.local import LocalStore
@@ -163,9 +163,19 @@ def assert_outputs_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray]
         np.testing.assert_allclose(got[sid], want[sid], atol=1e-5, err_msg=sid)
 
 
+@pytest.fixture(params=["default chunks", "one-segment chunks"])
+def chunking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Outputs in the default chunks (the test's sequences fit one) or a segment's each
+    (every write spans chunk boundaries and merges into chunks holding durable rows)."""
+    if request.param == "one-segment chunks":
+        monkeypatch.setattr(plan, "OUTPUT_CHUNK_BYTES", 1)
+    return str(request.param)
+
+
 # ------------------------------------------------------------------------------ results
 
 
+@pytest.mark.usefixtures("chunking")
 def test_predictions_match_whole_sequence_oracle(world: World) -> None:
     report = predict(world.params(), run_id="run-1")
     assert (report.predicted, report.continued, report.skipped) == (4, 0, 0)
@@ -175,7 +185,10 @@ def test_predictions_match_whole_sequence_oracle(world: World) -> None:
     meta = world.preds.meta(TAG, "seq-a")
     assert meta.complete and meta.length == 23 and meta.flow_run_id == "run-1"
     assert meta.checkpoint == report.checkpoint and meta.source_fingerprint == "fp-seq-a-None"
-    assert meta.segment_length == 4
+    chunk = plan.output_chunk(4, CONFIG.outputs)
+    assert meta.segment_length == chunk == (4 if plan.OUTPUT_CHUNK_BYTES == 1 else 32768)
+    chunks = world.data.list(f"predictions/{TAG}/seq-a/outputs/c")
+    assert len(chunks) == -(-23 // chunk)  # a chunk file per chunk of rows, no more
     assert sorted(world.preds.read_state(TAG, "seq-a")) == [
         "lstm_0/c",
         "lstm_0/h",
@@ -243,6 +256,7 @@ def crash_at(step: int) -> Callable[[StepEvent], None]:
     return on_step
 
 
+@pytest.mark.usefixtures("chunking")
 @pytest.mark.parametrize(
     ("every", "crash_step", "resumed_from"),
     [
@@ -299,6 +313,7 @@ def test_checkpoint_of_other_parameters_is_not_resumed(world: World) -> None:
     assert_outputs_close(world.outputs(), {sid: world.oracle(sid) for sid in LENGTHS})
 
 
+@pytest.mark.usefixtures("chunking")
 def test_crash_while_continuing_resumes_with_saved_state(world: World) -> None:
     predict(world.params())
     for sid in LENGTHS:
@@ -316,6 +331,7 @@ def test_crash_while_continuing_resumes_with_saved_state(world: World) -> None:
 # ------------------------------------------------------------------------------ continuation
 
 
+@pytest.mark.usefixtures("chunking")
 def test_continuation_equals_prediction_from_scratch(world: World) -> None:
     predict(world.params())
     world.grow("seq-a", 11)

@@ -92,3 +92,53 @@ def test_meta_of_missing_predictions_is_refused(store: Store) -> None:
         preds.write_meta(TAG, "ghost", PredictionMeta())
     with pytest.raises(KeyNotFoundError, match="No predictions for sequence 'ghost'"):
         preds.write_target_times(TAG, "ghost", np.zeros(2))
+
+
+class Recording:
+    """Wraps a store, recording which chunk keys went through which kind of write."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner, self.whole, self.in_place = inner, [], []  # type: ignore[var-annotated]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.whole.append(key.split("/c/")[1].split("/")[0])  # the time chunk
+        self.inner.write_bytes(key, data)
+
+    def write_chunk(self, key: str, parts: object) -> None:
+        self.in_place.append(key.split("/c/")[1].split("/")[0])
+        self.inner.write_chunk(key, parts)  # type: ignore[arg-type]
+
+
+def test_chunks_holding_durable_rows_are_replaced_atomically(store: Store) -> None:
+    # Chunks of 8 rows; a checkpoint's flush after 11 rows leaves chunk 1 holding 3 durable
+    # rows. Only that chunk is merged and replaced whole; new chunks are written in place.
+    preds = PredictionRepository(store)
+    array = preds.create(TAG, "s", rows=30, meta=PredictionMeta(segment_length=8, outputs=2))
+    rows = np.random.default_rng(3).normal(size=(30, 2)).astype(np.float32)
+    recording = Recording(store)
+    buffer = RowBuffer(array, 0, 8, recording)  # type: ignore[arg-type]
+    buffer.add(rows[:11])
+    assert buffer.flush() == 11
+    assert (recording.in_place, recording.whole) == (["0", "1"], [])
+    # A crash now: what a resumed run finds is the durable rows, exact.
+    np.testing.assert_array_equal(preds.outputs(TAG, "s")[:11], rows[:11])
+    resumed = RowBuffer(preds.outputs(TAG, "s"), 11, 8, recording)  # type: ignore[arg-type]
+    resumed.add(rows[11:])
+    assert resumed.flush() == 30
+    assert recording.whole == ["1"] and recording.in_place == ["0", "1", "2", "3"]
+    np.testing.assert_array_equal(preds.outputs(TAG, "s")[:], rows)
+
+
+def test_rows_follow_the_arrays_own_chunks(store: Store) -> None:
+    # Outputs stored by an earlier version in chunks of 4 are continued in chunks of 4,
+    # whatever chunk the caller asks for.
+    preds = PredictionRepository(store)
+    array = preds.create(TAG, "old", rows=10, meta=PredictionMeta(segment_length=4, outputs=1))
+    buffer = RowBuffer(array, 0, 4096, store)
+    data = np.arange(10, dtype=np.float32)[:, None]
+    buffer.add(data)
+    assert buffer.flush() == 10 and buffer.chunk == 4
+    np.testing.assert_array_equal(preds.outputs(TAG, "old")[:], data)
