@@ -36,6 +36,10 @@ Measured (600 sequences, 15 epochs, 750 optimizer steps each side, weight seeds 
 machine shared with other work; accuracies do not depend on load, op determinism is on):
 plain Keras 96.5 / 98.5 / 96.5% (mean 97.2%), segflow 98.5 / 96.5 / 98.0% (mean 97.7%): a gap
 of +0.5 points.
+On 2026-12-08 (quiet machine) the same command gave plain 74.0 / 78.0 / 70.5% (mean 74.2%),
+segflow 95.5 / 68.5 / 97.0% (mean 87.0%), wall 76 s against 127 s (1.68x): both sides learn
+the task less well than on 11-30, and why (data, labels or library changes since) is not
+found yet; the per-seed spread shows the benchmark's noise.
 """
 
 from __future__ import annotations
