@@ -38,8 +38,9 @@ plain Keras 96.5 / 98.5 / 96.5% (mean 97.2%), segflow 98.5 / 96.5 / 98.0% (mean 
 of +0.5 points.
 On 2026-12-08 (quiet machine) the same command gave plain 74.0 / 78.0 / 70.5% (mean 74.2%),
 segflow 95.5 / 68.5 / 97.0% (mean 87.0%), wall 76 s against 127 s (1.68x): both sides learn
-the task less well than on 11-30, and why (data, labels or library changes since) is not
-found yet; the per-seed spread shows the benchmark's noise.
+the task less well than on 11-30. Not keras: 3.13.2 and 3.15.1 give the same figures to the
+digit. TensorFlow 2.21 and NumPy 2.4 (a fresh install) are not ruled out; the per-seed spread
+shows the benchmark's noise.
 """
 
 from __future__ import annotations
