@@ -85,7 +85,7 @@ def predict_shard_task(params: PredictParams, shard: Shard, run_id: str) -> Pred
     # A retry after a failure (which may have left no lock or checkpoint behind).
     reason = failed or f"Prefect ran it {task_run.run_count} times"
     shards = tuple(
-        replace(s, retried=True, retry_reason="; ".join(filter(None, (reason, s.retry_reason))))
+        replace(s, retry_reason="; ".join(filter(None, (reason, s.retry_reason))))
         for s in report.shards
     )
     return replace(report, shards=shards)

@@ -64,7 +64,6 @@ class RowBuffer:
     Args:
         array: The sequence's output array (rows along the first axis).
         start: First row not yet written.
-        chunk: Rows per time chunk of ``array`` (its own chunks win if they differ).
         store: The store holding ``array``, for chunk writes without zarr (None: zarr only).
         pool: Where chunk writes run (None: in the calling thread).
     """
@@ -73,13 +72,12 @@ class RowBuffer:
         self,
         array: Any,
         start: int,
-        chunk: int,
         store: Store | None = None,
         pool: Executor | None = None,
     ) -> None:
         self.array = array
         self.start = start  # first row not yet written
-        self.chunk = int(array.chunks[0]) if getattr(array, "chunks", None) else chunk
+        self.chunk = int(array.chunks[0])  # the array's own: older predictions keep theirs
         self.rows: list[np.ndarray] = []
         self.count = 0
         self.direct = DirectChunks.for_array(array) if store is not None else None
@@ -141,8 +139,10 @@ class RowBuffer:
                 self.direct.write(self.store, index, merged, atomic=True)
             else:
                 if len(rows) < size:  # the fill value in the rest, as zarr writes it
-                    pad = np.full((size - len(rows), *rows.shape[1:]), self.array.fill_value)
-                    rows = np.concatenate([rows, pad.astype(rows.dtype)])
+                    pad = np.full(
+                        (size - len(rows), *rows.shape[1:]), self.array.fill_value, rows.dtype
+                    )
+                    rows = np.concatenate([rows, pad])
                 self._submit(index, rows)
             position = stop
 
@@ -285,7 +285,7 @@ class PredictionWriter:
                 )
         else:  # resumed mid-sequence: its rows up to the checkpoint are durable
             array = self.preds.outputs(self.tag, entry.id)
-        buffer = RowBuffer(array, entry.offset + start, entry.chunk, self.preds.store, self.pool)
+        buffer = RowBuffer(array, entry.offset + start, self.preds.store, self.pool)
         self.active[index] = buffer
         return buffer
 

@@ -63,19 +63,19 @@ class ShardOutcome:
         frames: Frames its plan streams.
         steps: Scheduler steps its last attempt ran.
         resumed_from: Step its last attempt resumed from (its checkpoint), or None.
-        retried: Whether an earlier attempt had begun it (its worker died, or it failed and
-            was retried): its lock or checkpoint was found, or the orchestrator said so.
-        retry_reason: Why, when retried: the earlier attempt's error, or what was found.
         seconds: Wall-clock duration of its last attempt.
+        retry_reason: Why an earlier attempt had begun it (its worker died, or it failed and
+            was retried): the earlier attempt's error, or its lock or checkpoint found; ""
+            when none had (see :attr:`retried`).
         worker: Where its last attempt ran, ``<host>:<pid>`` (a Dask worker's process).
         started: When its last attempt began, in seconds since the epoch (0: not recorded).
         cpu_seconds: CPU time of that process during the attempt (all its threads).
         threads: Threads of that process (native ones included) when the stream ended.
         cores: Cores that process may run on (its CPU affinity).
 
-    >>> outcome = ShardOutcome(1, 2, 3, 120, 30, 10, True, 1.5, started=100.0)
-    >>> outcome.name, outcome.ended
-    ('shard-1-of-2', 101.5)
+    >>> outcome = ShardOutcome(1, 2, 3, 120, 30, 10, 1.5, "worker lost", started=100.0)
+    >>> outcome.name, outcome.ended, outcome.retried
+    ('shard-1-of-2', 101.5, True)
     """
 
     index: int
@@ -84,7 +84,6 @@ class ShardOutcome:
     frames: int
     steps: int
     resumed_from: int | None
-    retried: bool
     seconds: float
     retry_reason: str = ""
     worker: str = ""
@@ -92,6 +91,11 @@ class ShardOutcome:
     cpu_seconds: float = 0.0
     threads: int = 0
     cores: int = 0
+
+    @property
+    def retried(self) -> bool:
+        """Whether an earlier attempt had begun it (it has a :attr:`retry_reason`)."""
+        return bool(self.retry_reason)
 
     @property
     def name(self) -> str:
@@ -193,7 +197,7 @@ class PredictReport:
     def retries(self) -> str:
         """The retried shards and why, for a summary line ("" when none was).
 
-        >>> row = ShardOutcome(0, 2, 1, 9, 3, None, True, 0.1, retry_reason="worker lost")
+        >>> row = ShardOutcome(0, 2, 1, 9, 3, None, 0.1, retry_reason="worker lost")
         >>> PredictReport("t", "c", "h", 1, 0, 0, 9, 3, None, 0.1, shards=(row,)).retries
         'shard-0-of-2 (worker lost)'
         """
@@ -203,6 +207,7 @@ class PredictReport:
         """Return a JSON-serialisable dict."""
         data = asdict(self)
         data["sequences"] = [asdict(row) | {"frames": row.frames} for row in self.sequences]
+        data["shards"] = [asdict(row) | {"retried": row.retried} for row in self.shards]
         data["retried_shards"] = list(self.retried_shards)
         return data
 

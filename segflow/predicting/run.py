@@ -159,7 +159,6 @@ def outcome(
         frames=report.frames,
         steps=report.steps,
         resumed_from=report.resumed_from,
-        retried=bool(retry_reason),
         seconds=report.seconds,
         retry_reason=retry_reason,
     )

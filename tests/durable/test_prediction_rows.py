@@ -51,7 +51,7 @@ def test_direct_rows_equal_zarr_rows(
     with ThreadPoolExecutor(3) as pool:
         for sequence, (direct_store, use_pool) in enumerate([(None, None), (store, pool)]):
             array = preds.create(TAG, f"s{sequence}", rows=rows, meta=meta)
-            buffer = RowBuffer(array, 0, chunk, direct_store, use_pool)
+            buffer = RowBuffer(array, 0, direct_store, use_pool)
             for index, piece in enumerate(pieces):
                 buffer.add(piece)
                 if index == flush_after:
@@ -119,13 +119,13 @@ def test_chunks_holding_durable_rows_are_replaced_atomically(store: Store) -> No
     array = preds.create(TAG, "s", rows=30, meta=PredictionMeta(segment_length=8, outputs=2))
     rows = np.random.default_rng(3).normal(size=(30, 2)).astype(np.float32)
     recording = Recording(store)
-    buffer = RowBuffer(array, 0, 8, recording)  # type: ignore[arg-type]
+    buffer = RowBuffer(array, 0, recording)  # type: ignore[arg-type]
     buffer.add(rows[:11])
     assert buffer.flush() == 11
     assert (recording.in_place, recording.whole) == (["0", "1"], [])
     # A crash now: what a resumed run finds is the durable rows, exact.
     np.testing.assert_array_equal(preds.outputs(TAG, "s")[:11], rows[:11])
-    resumed = RowBuffer(preds.outputs(TAG, "s"), 11, 8, recording)  # type: ignore[arg-type]
+    resumed = RowBuffer(preds.outputs(TAG, "s"), 11, recording)  # type: ignore[arg-type]
     resumed.add(rows[11:])
     assert resumed.flush() == 30
     assert recording.whole == ["1"] and recording.in_place == ["0", "1", "2", "3"]
@@ -134,10 +134,10 @@ def test_chunks_holding_durable_rows_are_replaced_atomically(store: Store) -> No
 
 def test_rows_follow_the_arrays_own_chunks(store: Store) -> None:
     # Outputs stored by an earlier version in chunks of 4 are continued in chunks of 4,
-    # whatever chunk the caller asks for.
+    # whatever chunk new predictions get.
     preds = PredictionRepository(store)
     array = preds.create(TAG, "old", rows=10, meta=PredictionMeta(segment_length=4, outputs=1))
-    buffer = RowBuffer(array, 0, 4096, store)
+    buffer = RowBuffer(array, 0, store)
     data = np.arange(10, dtype=np.float32)[:, None]
     buffer.add(data)
     assert buffer.flush() == 10 and buffer.chunk == 4
